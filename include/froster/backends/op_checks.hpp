@@ -1,0 +1,122 @@
+#pragma once
+/// @file
+/// The argument checks of every backend op, one function per op. A backend calls the op's check before it
+/// writes anything, so every backend (a user's included) rejects the same inputs with the same message.
+
+#include <cstdint>
+
+#include "froster/backends/ops.hpp"
+
+namespace froster::check {
+
+/// Every non-null view lives in host memory (the host backends cannot address device memory).
+template <class... Views>
+void on_host(std::string_view op, const Views&... views) {
+  (
+      [&] {
+        if (!views.is_null()) on_device(op, "every argument", views, Device::host());
+      }(),
+      ...);
+}
+
+template <class T>
+void copy_args(ConstView<T> src, TensorView<T> dst) {
+  elementwise("copy", "src", src, "dst", dst);
+}
+
+template <class T>
+void axpby_args(ConstView<T> x, TensorView<T> y) {
+  elementwise("axpby", "x", x, "y", y);
+}
+
+template <class T>
+void reduce_args(std::string_view op, ConstView<T> x) {
+  require<ShapeError>(x.rank() == 1 || x.rank() == 2, op, ": expected a rank-1 or rank-2 view, got ", x.str());
+}
+
+template <class T>
+void activation_args(ConstView<T> x, ConstView<T> dy, TensorView<T> out, bool backward) {
+  const char* op = backward ? "activation_backward" : "activation_forward";
+  matrix(op, "x", x);
+  if (backward) same_extents(op, "x", x, "dy", dy);
+  same_extents(op, "x", x, backward ? "dx" : "y", out);
+}
+
+template <class T>
+void l2_normalize_forward_args(ConstView<T> x, TensorView<T> y, TensorView<T> norms) {
+  elementwise("l2_normalize_forward", "x", x, "y", y);
+  per_row("l2_normalize_forward", "x", x, "norms", norms);
+}
+
+template <class T>
+void l2_normalize_backward_args(ConstView<T> y, ConstView<T> norms, ConstView<T> dy, TensorView<T> dx) {
+  elementwise("l2_normalize_backward", "y", y, "dy", dy);
+  same_extents("l2_normalize_backward", "y", y, "dx", dx);
+  per_row("l2_normalize_backward", "y", y, "norms", norms);
+}
+
+template <class T>
+void cosine_forward_args(ConstView<T> a, ConstView<T> b, TensorView<T> cos, TensorView<T> norm_a,
+                         TensorView<T> norm_b) {
+  constexpr const char* op = "cosine_forward";
+  elementwise(op, "a", a, "b", b);
+  per_row(op, "a", a, "cos", cos);
+  per_row(op, "a", a, "norm_a", norm_a);
+  per_row(op, "a", a, "norm_b", norm_b);
+}
+
+template <class T>
+void cosine_backward_args(ConstView<T> a, ConstView<T> b, ConstView<T> cos, ConstView<T> norm_a, ConstView<T> norm_b,
+                          TensorView<T> da, TensorView<T> db) {
+  constexpr const char* op = "cosine_backward";
+  elementwise(op, "a", a, "b", b);
+  per_row(op, "a", a, "cos", cos);
+  per_row(op, "a", a, "norm_a", norm_a);
+  per_row(op, "a", a, "norm_b", norm_b);
+  optional_like(op, "da", da, "a", a);
+  optional_like(op, "db", db, "a", a);
+}
+
+template <class T>
+void row_loss_args(std::string_view op, ConstView<T> a, ConstView<T> b, TensorView<T> row_loss) {
+  elementwise(op, "a", a, "b", b);
+  per_row(op, "a", a, "row_loss", row_loss);
+}
+
+template <class T>
+void pair_gradient_args(std::string_view op, ConstView<T> a, ConstView<T> b, TensorView<T> da, TensorView<T> db) {
+  elementwise(op, "a", a, "b", b);
+  optional_like(op, "da", da, "a", a);
+  optional_like(op, "db", db, "a", a);
+}
+
+template <class T>
+void labels_args(std::string_view op, ConstView<T> logp, ConstView<std::int64_t> labels) {
+  matrix(op, "log_probs", logp);
+  per_row(op, "log_probs", logp, "labels", labels);
+  for (index_t i = 0; i < labels.extent(0); ++i) {
+    const std::int64_t label = labels(i);
+    require<ValueError>(label >= 0 && label < logp.cols(), op, ": labels must lie in [0, ", logp.cols(),
+                        ") (the number of classes), got labels[", i, "] = ", label);
+  }
+}
+
+template <class T>
+void temporal_pool_forward_args(Pooling mode, ConstView<T> x, index_t frames, TensorView<T> y,
+                                TensorView<std::int64_t> argmax) {
+  constexpr const char* op = "temporal_pool_forward";
+  temporal(op, x, frames);
+  matrix(op, "y", y, x.rows() / frames, x.cols());
+  if (mode == Pooling::max) matrix(op, "argmax", argmax, x.rows() / frames, x.cols());
+}
+
+template <class T>
+void temporal_pool_backward_args(Pooling mode, index_t frames, ConstView<T> dy, ConstView<std::int64_t> argmax,
+                                 TensorView<T> dx) {
+  constexpr const char* op = "temporal_pool_backward";
+  temporal(op, dx, frames);
+  matrix(op, "dy", dy, dx.rows() / frames, dx.cols());
+  if (mode == Pooling::max) matrix(op, "argmax", argmax, dx.rows() / frames, dx.cols());
+}
+
+}  // namespace froster::check

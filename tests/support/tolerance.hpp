@@ -1,0 +1,99 @@
+#pragma once
+// The one place for test tolerances, and the comparison every test uses.
+//
+// A pair (actual, expected) passes when |actual - expected| <= rel * |expected| + abs_floor, with
+// abs_floor = rel * max|expected| over the whole tensor: elements are compared relatively, and entries far below
+// the tensor's scale (where cancellation makes a relative comparison meaningless) against that scale. A failure
+// reports the worst element, where it is, and both values.
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+
+#include <froster/core/tensor_view.hpp>
+
+namespace froster::test {
+
+struct Tolerance {
+  double rel;
+};
+
+namespace tol {
+/// fp32 results against a PyTorch fp32 fixture (the bar: 1e-5 relative).
+inline constexpr Tolerance pytorch_fp32{1e-5};
+/// fp32 kernels against the reference backend's double-accumulating fp32 loops; grows with the reduction length.
+inline Tolerance cross_backend_fp32(froster::index_t reduction_length) {
+  return {2e-6 * std::sqrt(double(std::max<froster::index_t>(reduction_length, 1))) + 2e-6};
+}
+/// double against double computed in another order.
+inline constexpr Tolerance same_math_fp64{1e-12};
+/// Central finite differences in double: |g - g_fd| / |g + g_fd| (see gradcheck.hpp).
+inline constexpr double gradient_check = 1e-4;
+}  // namespace tol
+
+struct CloseReport {
+  bool ok = true;
+  std::string message;
+};
+
+/// Compares two host views of equal extents (rank 1 or 2) element by element.
+template <class A, class E>
+CloseReport compare(const TensorView<A>& actual, const TensorView<E>& expected, Tolerance tol) {
+  CloseReport report;
+  if (!(actual.extents() == expected.extents())) {
+    report.ok = false;
+    report.message = "extents differ: actual " + actual.str() + ", expected " + expected.str();
+    return report;
+  }
+  const bool matrix = expected.rank() == 2;
+  const index_t rows = expected.rank() == 0 ? 0 : expected.extent(0), cols = matrix ? expected.extent(1) : 1;
+  auto at = [&](const auto& v, index_t i, index_t j) { return matrix ? double(v(i, j)) : double(v(i)); };
+  double scale = 0;
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) scale = std::max(scale, std::abs(at(expected, i, j)));
+  double worst_excess = -1;
+  index_t wi = 0, wj = 0;
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) {
+      const double a = at(actual, i, j), e = at(expected, i, j);
+      const double allowed = tol.rel * (std::abs(e) + scale);
+      const double err = std::abs(a - e);
+      const double excess = std::isnan(err) ? (std::isnan(a) && std::isnan(e) ? -1.0 : 1e300) : err / std::max(allowed, 1e-300);
+      if (excess > worst_excess) {
+        worst_excess = excess;
+        wi = i;
+        wj = j;
+      }
+    }
+  report.ok = worst_excess <= 1.0;
+  std::ostringstream out;
+  out.precision(9);
+  out << "worst element [" << wi << (matrix ? ", " + std::to_string(wj) : std::string()) << "]: actual "
+      << (rows ? at(actual, wi, wj) : 0.0) << ", expected " << (rows ? at(expected, wi, wj) : 0.0)
+      << " (error / allowed = " << worst_excess << ", rel = " << tol.rel << ", tensor scale = " << scale << ")";
+  report.message = out.str();
+  return report;
+}
+
+/// Scalar version of the same rule.
+inline CloseReport compare(double actual, double expected, Tolerance tol) {
+  CloseReport report;
+  const double allowed = tol.rel * 2 * std::abs(expected) + 1e-300;
+  report.ok = std::abs(actual - expected) <= allowed;
+  std::ostringstream out;
+  out.precision(12);
+  out << "actual " << actual << ", expected " << expected << " (rel = " << tol.rel << ")";
+  report.message = out.str();
+  return report;
+}
+
+}  // namespace froster::test
+
+/// REQUIRE that `actual` matches `expected` under `tolerance`, reporting the worst element on failure.
+#define FROSTER_REQUIRE_CLOSE(actual, expected, tolerance)                                 \
+  do {                                                                                     \
+    const auto froster_report_ = ::froster::test::compare((actual), (expected), (tolerance)); \
+    INFO(froster_report_.message);                                                         \
+    REQUIRE(froster_report_.ok);                                                           \
+  } while (false)
