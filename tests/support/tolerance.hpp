@@ -2,7 +2,7 @@
 // The one place for test tolerances, and the comparison every test uses.
 //
 // A pair (actual, expected) passes when |actual - expected| <= rel * |expected| + abs_floor, with
-// abs_floor = rel * max|expected| over the whole tensor: elements are compared relatively, and entries far below
+// abs_floor = rel * max(max|expected| over the whole tensor, term_scale): elements are compared relatively, and entries far below
 // the tensor's scale (where cancellation makes a relative comparison meaningless) against that scale. A failure
 // reports the worst element, where it is, and both values.
 
@@ -17,6 +17,11 @@ namespace froster::test {
 
 struct Tolerance {
   double rel;
+  /// The magnitude of the terms that produced the result, where it exceeds the result's own (cancellation: a
+  /// gradient that is analytically zero but computed as the difference of O(1) terms). Raises the floor.
+  double term_scale = 0;
+
+  Tolerance with_term_scale(double s) const { return {rel, s}; }
 };
 
 namespace tol {
@@ -52,6 +57,7 @@ CloseReport compare(const TensorView<A>& actual, const TensorView<E>& expected, 
   double scale = 0;
   for (index_t i = 0; i < rows; ++i)
     for (index_t j = 0; j < cols; ++j) scale = std::max(scale, std::abs(at(expected, i, j)));
+  scale = std::max(scale, tol.term_scale);
   double worst_excess = -1;
   index_t wi = 0, wj = 0;
   for (index_t i = 0; i < rows; ++i)

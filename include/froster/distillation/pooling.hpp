@@ -30,6 +30,7 @@ class TemporalPool {
   /// dx [clips * frames, channels] (written) from dy [clips, channels].
   void backward(ConstView<T> dy, TensorView<T> dx) {
     require<Error>(frames_ > 0, "TemporalPool::backward: call forward first");
+    check::same_extents("TemporalPool::backward", "y", y_.cview(), "dy", dy);
     backend_->temporal_pool_backward(mode_, frames_, dy, argmax_.cview(), dx);
   }
 
