@@ -57,7 +57,7 @@ template <class T>
 EigenMap<T> as_eigen(TensorView<T> v) {
   detail::require_host_matrix("as_eigen", v);
   require<ShapeError>(v.stride(0) >= 0 && v.stride(1) >= 0, "as_eigen: Eigen maps need non-negative strides, got ",
-                      v.str());
+                      v);
   return EigenMap<T>(v.data(), v.rows(), v.cols(), Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(
                                                       v.rows() > 1 ? v.stride(0) : v.cols(), v.stride(1)));
 }
@@ -68,7 +68,7 @@ EigenDenseMap<T, Eigen::RowMajor> as_eigen_row_major(TensorView<T> v) {
   detail::require_host_matrix("as_eigen_row_major", v);
   require<ShapeError>(is_row_major_dense(v),
                       "as_eigen_row_major: expected unit column stride and row stride >= cols (", v.cols(),
-                      "), got ", v.str());
+                      "), got ", v);
   return EigenDenseMap<T, Eigen::RowMajor>(v.data(), v.rows(), v.cols(),
                                            Eigen::OuterStride<>(v.rows() > 1 ? v.stride(0) : v.cols()));
 }
@@ -79,7 +79,7 @@ EigenDenseMap<T, Eigen::ColMajor> as_eigen_col_major(TensorView<T> v) {
   detail::require_host_matrix("as_eigen_col_major", v);
   require<ShapeError>(is_col_major_dense(v),
                       "as_eigen_col_major: expected unit row stride and column stride >= rows (", v.rows(),
-                      "), got ", v.str());
+                      "), got ", v);
   return EigenDenseMap<T, Eigen::ColMajor>(v.data(), v.rows(), v.cols(),
                                            Eigen::OuterStride<>(v.cols() > 1 ? v.stride(1) : v.rows()));
 }

@@ -30,7 +30,7 @@ concept BackendFor = requires(B& b, const B& cb, Dims dims, T s, ConstView<T> x,
   { cb.device() } -> std::same_as<Device>;
   { b.template allocate<T>(dims) } -> std::same_as<Tensor<T>>;
   { b.template allocate<std::int64_t>(dims) } -> std::same_as<Tensor<std::int64_t>>;
-  b.copy(x, y);                     // y = x (equal extents, any strides, same device)
+  b.copy(x, y);                     // y = x (equal extents, any strides; a device backend also copies host <-> device)
   b.fill(y, s);                     // y = s
   // Dense linear algebra.
   b.gemm(s, x, t, x, t, s, y);      // C = alpha op(A) op(B) + beta C

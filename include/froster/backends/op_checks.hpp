@@ -31,7 +31,7 @@ void axpby_args(ConstView<T> x, TensorView<T> y) {
 
 template <class T>
 void reduce_args(std::string_view op, ConstView<T> x) {
-  require<ShapeError>(x.rank() == 1 || x.rank() == 2, op, ": expected a rank-1 or rank-2 view, got ", x.str());
+  require<ShapeError>(x.rank() == 1 || x.rank() == 2, op, ": expected a rank-1 or rank-2 view, got ", x);
 }
 
 template <class T>

@@ -38,7 +38,7 @@ void gemm(std::string_view op, const ConstView<T>& a, Transpose ta, const ConstV
   matrix(op, "C", c);
   const index_t m = op_rows(a, ta), k = op_cols(a, ta), n = op_cols(b, tb);
   require<ShapeError>(op_rows(b, tb) == k, op, ": inner extents differ: op(A) is [", m, ", ", k, "] but op(B) is [",
-                      op_rows(b, tb), ", ", n, "] (A ", a.str(), ", B ", b.str(), ")");
+                      op_rows(b, tb), ", ", n, "] (A ", a, ", B ", b, ")");
   matrix(op, "C", c, m, n);
 }
 
@@ -55,7 +55,7 @@ template <class T, class U>
 void per_row(std::string_view op, std::string_view name_x, const TensorView<T>& x, std::string_view name_s,
              const TensorView<U>& s) {
   require<ShapeError>(s.rank() == 1 && s.extent(0) == x.rows(), op, ": ", name_s, " must be [", x.rows(),
-                      "] (one per row of ", name_x, "), got ", s.str());
+                      "] (one per row of ", name_x, "), got ", s);
 }
 
 /// Frames divide the rows of a `[clips * frames, channels]` input.

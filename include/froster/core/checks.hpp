@@ -12,26 +12,26 @@ namespace froster::check {
 /// The view is rank 2 (a `[rows, cols]` matrix).
 template <class T>
 void matrix(std::string_view op, std::string_view name, const TensorView<T>& v) {
-  require<ShapeError>(v.rank() == 2, op, ": ", name, " must be a rank-2 [rows, cols] view, got ", v.str());
+  require<ShapeError>(v.rank() == 2, op, ": ", name, " must be a rank-2 [rows, cols] view, got ", v);
 }
 
 /// The view is rank 1.
 template <class T>
 void vector(std::string_view op, std::string_view name, const TensorView<T>& v) {
-  require<ShapeError>(v.rank() == 1, op, ": ", name, " must be a rank-1 view, got ", v.str());
+  require<ShapeError>(v.rank() == 1, op, ": ", name, " must be a rank-1 view, got ", v);
 }
 
 /// The view is `[rows, cols]`.
 template <class T>
 void matrix(std::string_view op, std::string_view name, const TensorView<T>& v, index_t rows, index_t cols) {
   require<ShapeError>(v.rank() == 2 && v.rows() == rows && v.cols() == cols, op, ": ", name, " must be [", rows,
-                      ", ", cols, "], got ", v.str());
+                      ", ", cols, "], got ", v);
 }
 
 /// The view is `[n]`.
 template <class T>
 void vector(std::string_view op, std::string_view name, const TensorView<T>& v, index_t n) {
-  require<ShapeError>(v.rank() == 1 && v.extent(0) == n, op, ": ", name, " must be [", n, "], got ", v.str());
+  require<ShapeError>(v.rank() == 1 && v.extent(0) == n, op, ": ", name, " must be [", n, "], got ", v);
 }
 
 /// `b` has the extents of `a`.
@@ -39,14 +39,14 @@ template <class T, class U>
 void same_extents(std::string_view op, std::string_view name_a, const TensorView<T>& a, std::string_view name_b,
                   const TensorView<U>& b) {
   require<ShapeError>(a.extents() == b.extents(), op, ": ", name_b, " must have the extents of ", name_a, " ",
-                      a.extents().str(), ", got ", b.str());
+                      a.extents(), ", got ", b);
 }
 
 /// The view lives on `device`.
 template <class T>
 void on_device(std::string_view op, std::string_view name, const TensorView<T>& v, Device device) {
   require<ShapeError>(v.device() == device, op, ": ", name, " must live on ", to_string(device.kind), " device ",
-                      device.index, ", got ", v.str(), " (device ", v.device().index, ")");
+                      device.index, ", got ", v, " (device ", v.device().index, ")");
 }
 
 /// At least one row: losses average over rows, and an empty mean has no value.

@@ -53,7 +53,7 @@ class Tensor {
 
   /// Uninitialised host tensor, 64-byte aligned.
   static Tensor host(Dims extents) {
-    for (index_t e : extents) require<ShapeError>(e >= 0, "extents must be non-negative, got ", extents.str());
+    for (index_t e : extents) require<ShapeError>(e >= 0, "extents must be non-negative, got ", extents);
     return Tensor(allocate_host_bytes(static_cast<std::size_t>(extents.product()) * sizeof(T)), extents,
                   Device::host());
   }

@@ -10,6 +10,7 @@
 #include <array>
 #include <cstddef>
 #include <initializer_list>
+#include <ostream>
 #include <span>
 #include <sstream>
 #include <string>
@@ -108,9 +109,9 @@ class TensorView {
   TensorView(T* data, Dims extents, Dims strides, Device device = Device::host())
       : data_(data), extents_(extents), strides_(strides), device_(device) {
     require<ShapeError>(extents.size() == strides.size(), "a view needs one stride per dimension: extents ",
-                        extents.str(), " but strides ", strides.str());
+                        extents, " but strides ", strides);
     for (int d = 0; d < extents.size(); ++d)
-      require<ShapeError>(extents[d] >= 0, "extents must be non-negative, got ", extents.str());
+      require<ShapeError>(extents[d] >= 0, "extents must be non-negative, got ", extents);
     require<ShapeError>(data != nullptr || numel() == 0, "a view with ", numel(), " elements has a null data pointer");
   }
 
@@ -159,7 +160,7 @@ class TensorView {
   /// Rows `[begin, begin + count)` of the leading dimension.
   TensorView slice_rows(index_t begin, index_t count) const {
     require<ShapeError>(rank() >= 1 && begin >= 0 && count >= 0 && begin + count <= extents_[0],
-                        "slice_rows(", begin, ", ", count, ") is outside a view of extents ", extents_.str());
+                        "slice_rows(", begin, ", ", count, ") is outside a view of extents ", extents_);
     Dims extents = extents_;
     extents[0] = count;
     return TensorView(count == 0 ? data_ : data_ + begin * strides_[0], extents, strides_, device_);
@@ -167,10 +168,10 @@ class TensorView {
 
   /// Same elements under new extents; needs a dense row-major view.
   TensorView reshaped(Dims extents) const {
-    require<ShapeError>(is_contiguous(), "reshaped() needs a dense row-major view, got extents ", extents_.str(),
-                        " strides ", strides_.str());
-    require<ShapeError>(extents.product() == numel(), "cannot reshape ", extents_.str(), " (", numel(),
-                        " elements) to ", extents.str());
+    require<ShapeError>(is_contiguous(), "reshaped() needs a dense row-major view, got extents ", extents_,
+                        " strides ", strides_);
+    require<ShapeError>(extents.product() == numel(), "cannot reshape ", extents_, " (", numel(),
+                        " elements) to ", extents);
     return TensorView(data_, extents, device_);
   }
 
@@ -190,5 +191,13 @@ class TensorView {
 
 template <class T>
 using ConstView = TensorView<const T>;
+
+// Streaming, so error messages pass views and extents by reference and format them only when a check fails.
+inline std::ostream& operator<<(std::ostream& out, const Dims& dims) { return out << dims.str(); }
+
+template <class T>
+std::ostream& operator<<(std::ostream& out, const TensorView<T>& view) {
+  return out << view.str();
+}
 
 }  // namespace froster

@@ -78,7 +78,7 @@ class FeatureDistiller {
   void check_inputs(std::string_view op, ConstView<T> student, ConstView<T> teacher) const {
     check::matrix(op, "student", student);
     require<ShapeError>(student.cols() == config_.dim, op, ": student must be [rows, ", config_.dim, "], got ",
-                        student.str());
+                        student);
     check::same_extents(op, "student", student, "teacher", teacher);
     check::nonempty_batch(op, student.rows());
   }

@@ -65,7 +65,7 @@ class ResidualProjector {
   ConstView<T> forward(ConstView<T> z) {
     constexpr std::string_view op = "ResidualProjector::forward";
     check::matrix(op, "z", z);
-    require<ShapeError>(z.cols() == config_.dim, op, ": z must be [rows, ", config_.dim, "], got ", z.str());
+    require<ShapeError>(z.cols() == config_.dim, op, ": z must be [rows, ", config_.dim, "], got ", z);
     const index_t n = z.rows();
     auto pre = ensure_allocated(*backend_, pre_, {n, config_.hidden});
     auto hidden = ensure_allocated(*backend_, hidden_, {n, config_.hidden});

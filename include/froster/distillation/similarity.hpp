@@ -21,7 +21,7 @@ class SimilarityLogits {
     check::matrix(op, "image", image);
     check::matrix(op, "text", text);
     require<ShapeError>(image.cols() == text.cols(), op, ": image and text features must have the same width, got ",
-                        image.str(), " and ", text.str());
+                        image, " and ", text);
     require<ValueError>(std::isfinite(double(logit_scale)), op, ": logit_scale must be finite, got ", logit_scale);
     scale_ = T(std::exp(double(logit_scale)));
     const ConstView<T> image_n = image_norm_.forward(image);
