@@ -6,19 +6,20 @@
 /// - `view_of(e)`: a `TensorView` of any xtensor expression with storage and strides (`xt::xtensor`,
 ///   `xt::xarray`, `xt::xtensor_fixed`, `xt::adapt` adaptors, strided `xt::view`/`xt::strided_view`), row- or
 ///   column-major. Const expressions give `TensorView<const T>`.
-/// - `as_xtensor<N>(view)`: an `xt::xtensor_adaptor` of rank `N` over a host view's memory with its shape and
-///   strides (`XtensorMap<T, N>`); const views give a read-only adaptor.
+/// - `as_xtensor<N>(view)`: a rank-`N` xtensor expression over a host view's memory (an `xt::xstrided_view` of an
+///   `xt::xtensor_adaptor`, `XtensorMap<T, N>`) with the view's shape and strides; const views give a read-only
+///   one.
 ///
 /// Neither copies: writes through one side are seen through the other. Both keep pointers only, so the memory
-/// must outlive the view or adaptor.
+/// must outlive the view or map.
 
 #include <array>
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <type_traits>
 #include <utility>
 
-#include <xtensor/xadapt.hpp>
 #include <xtensor/xbuffer_adaptor.hpp>
 #include <xtensor/xexpression.hpp>
 #include <xtensor/xlayout.hpp>
@@ -38,18 +39,6 @@ template <class T>
 using XtensorSpan =
     xt::xtensor_adaptor<xt::xbuffer_adaptor<T*, xt::no_ownership, std::allocator<std::remove_const_t<T>>>, 1,
                         xt::layout_type::row_major>;
-
-}  // namespace detail
-
-/// What `as_xtensor<N>` returns: an `N`-dimensional `xt::xstrided_view` with the view's shape and strides over a
-/// non-owning `xt::xtensor_adaptor` of the memory the view spans. It is an xtensor view rather than a strided
-/// adaptor because xtensor assigns to an adaptor (`adaptor = expr`) by replacing its strides with dense ones and
-/// copying linearly, which would scramble a strided view's memory; assignment to a view writes element by element
-/// through the strides. `T = const U` gives a read-only view.
-template <class T, std::size_t N>
-using XtensorMap = xt::xstrided_view<detail::XtensorSpan<T>, std::array<std::size_t, N>, xt::layout_type::dynamic>;
-
-namespace detail {
 
 /// Containers that own their elements: a view of a temporary one would dangle.
 template <class E>
@@ -82,28 +71,10 @@ bool is_column_major_dense(const TensorView<T>& v) {
   return true;
 }
 
-}  // namespace detail
-
-/// A view of an xtensor expression with storage, keeping its shape and strides; mutable for non-const lvalues,
-/// views and adaptors, `TensorView<const T>` for const ones.
-///
-/// xtensor reports stride 0 for every extent-1 dimension (its broadcasting relies on it). The view gets instead
-/// the stride a dense layout would give that dimension (column-major for column-major expressions, row-major
-/// otherwise), so that leading-dimension checks (`stride(0) >= cols` for a row-major `[1, n]` matrix, the BLAS
-/// and Eigen-map conventions) hold as they do for the same Eigen object. Such strides never move the pointer.
-///
-/// Throws `ShapeError` for rank 0 (froster's rank-0 view is the empty "not requested" view, not a scalar) and for
-/// ranks above `max_rank`. Expressions without storage (`a + b`, `xt::view` with `xt::keep`) fail to compile:
-/// evaluate them into a container first.
+/// The body of `view_of`, for expressions known to have storage.
 template <class E>
-  requires xt::is_xexpression<std::remove_cvref_t<E>>::value
-auto view_of(E&& e) {
-  using Expr = std::remove_reference_t<E>;
-  static_assert(detail::xtensor_with_storage<Expr>,
-                "view_of needs an xtensor expression with storage (a container, an adaptor, or a strided view): "
-                "evaluate the expression first, e.g. xt::xarray<T> tmp = expr;");
-  static_assert(!(std::is_rvalue_reference_v<E&&> && detail::is_owning_xcontainer<std::remove_cv_t<Expr>>::value),
-                "view_of of a temporary xtensor container would dangle: pass a named container");
+  requires xtensor_with_storage<E>
+auto view_of_storage(E& e) {
   using Pointer = decltype(e.data());
   using Element = std::remove_pointer_t<Pointer>;
   static_assert(std::is_pointer_v<Pointer> && is_element_type_v<std::remove_const_t<Element>>,
@@ -117,37 +88,69 @@ auto view_of(E&& e) {
   require<ShapeError>(rank <= static_cast<std::size_t>(max_rank),
                       "view_of: expected an xtensor expression of rank 1 to ", max_rank, ", got rank ", rank);
 
-  Dims extents, view_strides;
-  {
-    std::array<index_t, max_rank> ex{}, st{};
-    for (std::size_t d = 0; d < rank; ++d) {
-      ex[d] = static_cast<index_t>(shape[d]);
-      st[d] = static_cast<index_t>(strides[d]);
-    }
-    // Replace xtensor's 0 for extent-1 dimensions by the dense-layout stride, from the neighbouring dimension
-    // (already fixed) outwards.
-    const bool column_major = e.layout() == xt::layout_type::column_major;
-    const auto r = static_cast<int>(rank);
-    auto fix = [&](int d, int inner) {
-      if (ex[std::size_t(d)] != 1) return;
-      if (inner < 0 || inner >= r) {
-        st[std::size_t(d)] = 1;
-      } else {
-        const index_t s = st[std::size_t(inner)];
-        st[std::size_t(d)] = (s < 0 ? -s : s) * ex[std::size_t(inner)];
-      }
-    };
-    if (column_major)
-      for (int d = 0; d < r; ++d) fix(d, d - 1);
-    else
-      for (int d = r - 1; d >= 0; --d) fix(d, d + 1);
-    extents = Dims(std::span<const index_t>(ex.data(), rank));
-    view_strides = Dims(std::span<const index_t>(st.data(), rank));
+  std::array<index_t, max_rank> ex{}, st{};
+  for (std::size_t d = 0; d < rank; ++d) {
+    ex[d] = static_cast<index_t>(shape[d]);
+    st[d] = static_cast<index_t>(strides[d]);
   }
+  // Replace xtensor's 0 for extent-1 dimensions by the dense-layout stride, computed from the neighbouring inner
+  // dimension (already fixed), so runs of extent-1 dimensions chain correctly.
+  const int r = static_cast<int>(rank);
+  auto fix = [&](int d, int inner) {
+    if (ex[std::size_t(d)] != 1) return;
+    if (inner < 0 || inner >= r) {
+      st[std::size_t(d)] = 1;
+    } else {
+      const index_t s = st[std::size_t(inner)];
+      st[std::size_t(d)] = (s < 0 ? -s : s) * ex[std::size_t(inner)];
+    }
+  };
+  if (e.layout() == xt::layout_type::column_major)
+    for (int d = 0; d < r; ++d) fix(d, d - 1);
+  else
+    for (int d = r - 1; d >= 0; --d) fix(d, d + 1);
 
   Element* data = e.data();
   if (data != nullptr) data += static_cast<std::ptrdiff_t>(e.data_offset());
-  return TensorView<Element>(data, extents, view_strides);
+  return TensorView<Element>(data, Dims(std::span<const index_t>(ex.data(), rank)),
+                             Dims(std::span<const index_t>(st.data(), rank)));
+}
+
+}  // namespace detail
+
+/// What `as_xtensor<N>` returns: an `N`-dimensional `xt::xstrided_view` with the view's shape and strides over a
+/// non-owning `xt::xtensor_adaptor` of the memory the view spans. It is an xtensor view rather than a strided
+/// adaptor because xtensor assigns to an adaptor (`adaptor = expr`) by replacing its strides with dense ones and
+/// copying linearly, which would scramble a strided view's memory; assignment to a view writes element by element
+/// through the strides. `T = const U` gives a read-only view.
+template <class T, std::size_t N>
+using XtensorMap = xt::xstrided_view<detail::XtensorSpan<T>, std::array<std::size_t, N>, xt::layout_type::dynamic>;
+
+/// A view of an xtensor expression with storage, keeping its shape and strides; mutable for non-const lvalues,
+/// views and adaptors, `TensorView<const T>` for const ones. Temporaries are accepted when they do not own the
+/// memory (`view_of(xt::view(a, ...))`, `view_of(xt::adapt(...))`).
+///
+/// xtensor reports stride 0 for every extent-1 dimension (its broadcasting relies on it). The view gets instead
+/// the stride a dense layout would give that dimension (column-major for column-major expressions, row-major
+/// otherwise), so that leading-dimension checks (`stride(0) >= cols` for a row-major `[1, n]` matrix, the BLAS
+/// and Eigen-map conventions) hold as they do for the same Eigen object. Such strides never move the pointer.
+///
+/// Throws `ShapeError` for rank 0 (froster's rank-0 view is the empty "not requested" view, not a scalar) and for
+/// ranks above `max_rank`. Expressions without storage (`a + b`, `xt::view` with `xt::keep`) fail to compile
+/// with a message: evaluate them into a container first.
+template <class E>
+  requires xt::is_xexpression<std::remove_cvref_t<E>>::value
+auto view_of(E&& e) {
+  using Expr = std::remove_reference_t<E>;
+  if constexpr (!detail::xtensor_with_storage<Expr>) {
+    static_assert(detail::xtensor_with_storage<Expr>,
+                  "view_of needs an xtensor expression with storage (a container, an adaptor, or a strided view): "
+                  "evaluate the expression first, e.g. xt::xarray<T> tmp = expr;");
+  } else {
+    static_assert(!(std::is_rvalue_reference_v<E&&> && detail::is_owning_xcontainer<std::remove_cv_t<Expr>>::value),
+                  "view_of of a temporary xtensor container would dangle: pass a named container");
+    return detail::view_of_storage(e);
+  }
 }
 
 /// An `N`-dimensional xtensor view of a host view's memory, with its shape and strides (negative ones included):
@@ -158,7 +161,7 @@ template <std::size_t N, class T>
 XtensorMap<T, N> as_xtensor(TensorView<T> v) {
   static_assert(N >= 1 && N <= static_cast<std::size_t>(max_rank), "as_xtensor<N>: N must be 1 to max_rank");
   require<ShapeError>(v.rank() == static_cast<int>(N), "as_xtensor<", N, ">: expected a rank-", N,
-                      " view, got rank ", v.rank(), " (", v.str(), ")");
+                      " view, got rank ", v.rank(), " (", v, ")");
   check::on_device("as_xtensor", "view", v, Device::host());
 
   // The span starts at the lowest address the view reaches; element 0 sits `offset` elements above it.
@@ -168,8 +171,7 @@ XtensorMap<T, N> as_xtensor(TensorView<T> v) {
   for (std::size_t d = 0; d < N; ++d) {
     const index_t extent = v.extent(int(d)), stride = v.stride(int(d));
     shape[d] = static_cast<std::size_t>(extent);
-    // xtensor's broadcasting needs stride 0 for extent-1 dimensions.
-    strides[d] = extent == 1 ? 0 : static_cast<std::ptrdiff_t>(stride);
+    strides[d] = static_cast<std::ptrdiff_t>(stride);  // xstrided_view zeroes extent-1 strides for broadcasting
     if (v.numel() != 0 && extent > 1) {
       span += (extent - 1) * (stride < 0 ? -stride : stride);
       if (stride < 0) offset += (extent - 1) * -stride;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <new>
 #include <utility>
@@ -53,7 +54,13 @@ class Tensor {
 
   /// Uninitialised host tensor, 64-byte aligned.
   static Tensor host(Dims extents) {
-    for (index_t e : extents) require<ShapeError>(e >= 0, "extents must be non-negative, got ", extents);
+    index_t elements = 1;
+    for (index_t e : extents) {
+      require<ShapeError>(e >= 0, "extents must be non-negative, got ", extents);
+      require<ShapeError>(e == 0 || elements <= std::numeric_limits<index_t>::max() / index_t(sizeof(T)) / e,
+                          "extents ", extents, " hold more bytes than memory can address");
+      elements *= e;
+    }
     return Tensor(allocate_host_bytes(static_cast<std::size_t>(extents.product()) * sizeof(T)), extents,
                   Device::host());
   }
@@ -65,8 +72,15 @@ class Tensor {
     return t;
   }
 
-  Tensor(Tensor&&) noexcept = default;
-  Tensor& operator=(Tensor&&) noexcept = default;
+  /// A moved-from tensor is empty (rank 0, no storage), not a shape without memory.
+  Tensor(Tensor&& other) noexcept
+      : storage_(std::move(other.storage_)), extents_(std::exchange(other.extents_, Dims{})), device_(other.device_) {}
+  Tensor& operator=(Tensor&& other) noexcept {
+    storage_ = std::move(other.storage_);
+    extents_ = std::exchange(other.extents_, Dims{});
+    device_ = other.device_;
+    return *this;
+  }
   Tensor(const Tensor&) = delete;  // copies go through a backend's copy(), which knows the device
   Tensor& operator=(const Tensor&) = delete;
 

@@ -159,7 +159,8 @@ class TensorView {
 
   /// Rows `[begin, begin + count)` of the leading dimension.
   TensorView slice_rows(index_t begin, index_t count) const {
-    require<ShapeError>(rank() >= 1 && begin >= 0 && count >= 0 && begin + count <= extents_[0],
+    require<ShapeError>(rank() >= 1 && begin >= 0 && count >= 0 && begin <= extents_[0] &&
+                            count <= extents_[0] - begin,  // no begin + count: it can overflow
                         "slice_rows(", begin, ", ", count, ") is outside a view of extents ", extents_);
     Dims extents = extents_;
     extents[0] = count;
@@ -170,6 +171,7 @@ class TensorView {
   TensorView reshaped(Dims extents) const {
     require<ShapeError>(is_contiguous(), "reshaped() needs a dense row-major view, got extents ", extents_,
                         " strides ", strides_);
+    require<ShapeError>(extents.size() >= 1, "reshaped() needs at least one dimension, got extents ", extents);
     require<ShapeError>(extents.product() == numel(), "cannot reshape ", extents_, " (", numel(),
                         " elements) to ", extents);
     return TensorView(data_, extents, device_);
