@@ -60,8 +60,11 @@ GradientReport check_gradient(Loss&& loss, TensorView<double> x, ConstView<doubl
       v = saved;
       const double numeric = (up - down) / (2 * h);
       const double a = matrix ? analytic(i, j) : analytic(i);
-      detail::track(a, numeric, "[" + std::to_string(i) + (matrix ? ", " + std::to_string(j) : "") + "]", worst,
-                    worst_at, worst_a, worst_n);
+      std::ostringstream where;  // not string + string: GCC 12 misreports that as -Wrestrict (bug 105329)
+      where << '[' << i;
+      if (matrix) where << ", " << j;
+      where << ']';
+      detail::track(a, numeric, where.str(), worst, worst_at, worst_a, worst_n);
     }
   return detail::finish(worst, worst_at, worst_a, worst_n);
 }
