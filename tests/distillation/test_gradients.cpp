@@ -205,3 +205,42 @@ TEST_CASE("FeatureDistiller: gradients to the student and the projector", "[grad
   FROSTER_REQUIRE_GRADIENT(check_gradient(loss, w1.view(), distiller.projector().grad_w1()));
   FROSTER_REQUIRE_GRADIENT(check_gradient(loss, w2.view(), distiller.projector().grad_w2()));
 }
+
+TEST_CASE("LayerNorm gradients to input, gamma and beta", "[gradient]") {
+  const index_t rows = 4, cols = 7;
+  auto x = random_tensor<double>({rows, cols}, 81, 2.0);
+  auto gamma = random_tensor<double>({cols}, 82);
+  auto beta = random_tensor<double>({cols}, 83);
+  const auto w = random_tensor<double>({rows, cols}, 84);
+  auto y = Tensor<double>::host({rows, cols});
+  auto mean = Tensor<double>::host({rows}), rstd = Tensor<double>::host({rows});
+  auto loss = [&] {
+    backend.layer_norm_forward(x.cview(), gamma.cview(), beta.cview(), 1e-5, y.view(), mean.view(), rstd.view());
+    return weighted_sum(w.cview(), y.cview());
+  };
+  loss();
+  auto dx = Tensor<double>::host({rows, cols});
+  auto dgamma = Tensor<double>::host_zeros({cols}), dbeta = Tensor<double>::host_zeros({cols});
+  backend.layer_norm_backward(x.cview(), gamma.cview(), mean.cview(), rstd.cview(), w.cview(), dx.view(),
+                              dgamma.view(), dbeta.view());
+  FROSTER_REQUIRE_GRADIENT(check_gradient(loss, x.view(), dx.cview()));
+  FROSTER_REQUIRE_GRADIENT(check_gradient(loss, gamma.view(), dgamma.cview()));
+  FROSTER_REQUIRE_GRADIENT(check_gradient(loss, beta.view(), dbeta.cview()));
+}
+
+TEST_CASE("Softmax gradients, full and causal", "[gradient]") {
+  const bool causal = GENERATE(false, true);
+  const index_t tokens = 5;
+  auto x = random_tensor<double>({2 * tokens, tokens}, 91, 2.0);  // two [tokens, tokens] score blocks
+  const auto w = random_tensor<double>({2 * tokens, tokens}, 92);
+  auto y = Tensor<double>::host({2 * tokens, tokens});
+  auto loss = [&] {
+    backend.softmax_forward(x.cview(), 0.7, causal, y.view());
+    return weighted_sum(w.cview(), y.cview());
+  };
+  loss();
+  if (causal) REQUIRE(y.view()(tokens + 1, 2) == 0.0);  // query 1 of the second block cannot see key 2
+  auto dx = Tensor<double>::host({2 * tokens, tokens});
+  backend.softmax_backward(y.cview(), w.cview(), 0.7, dx.view());
+  FROSTER_REQUIRE_GRADIENT(check_gradient(loss, x.view(), dx.cview()));
+}

@@ -25,7 +25,7 @@ namespace froster {
 template <class B, class T>
 concept BackendFor = requires(B& b, const B& cb, Dims dims, T s, ConstView<T> x, TensorView<T> y,
                               ConstView<std::int64_t> labels, TensorView<std::int64_t> indices, Transpose t,
-                              Activation act, Pooling pool, PointwiseLoss loss, index_t n) {
+                              Activation act, Pooling pool, PointwiseLoss loss, index_t n, bool flag) {
   // Memory.
   { cb.device() } -> std::same_as<Device>;
   { b.template allocate<T>(dims) } -> std::same_as<Tensor<T>>;
@@ -55,6 +55,11 @@ concept BackendFor = requires(B& b, const B& cb, Dims dims, T s, ConstView<T> x,
   b.soft_cross_entropy_backward(x, x, s, y);
   b.kl_div_forward(x, x, y);
   b.kl_div_backward(x, x, x, s, y, y);
+  // Transformer blocks.
+  b.layer_norm_forward(x, x, x, s, y, y, y);         // x, gamma, beta, eps -> y, mean, rstd
+  b.layer_norm_backward(x, x, x, x, x, y, y, y);     // x, gamma, mean, rstd, dy -> dx (=), dgamma (+=), dbeta (+=)
+  b.softmax_forward(x, s, flag, y);                  // y = softmax(s * x) per row, optional causal mask
+  b.softmax_backward(x, x, s, y);                    // y, dy -> dx
   // Temporal pooling over [clips * frames, channels].
   b.temporal_pool_forward(pool, x, n, y, indices);
   b.temporal_pool_backward(pool, n, x, ConstView<std::int64_t>(indices), y);

@@ -9,8 +9,11 @@
 #include <optional>
 #include <type_traits>
 
+#include "froster/backends/cpu/context.hpp"
+#include "froster/backends/cpu/gemm.hpp"
 #include "froster/backends/cpu/isa.hpp"
 #include "froster/backends/cpu/kernels.hpp"
+#include "froster/backends/cpu/rows.hpp"
 #include "froster/backends/cpu/thread_pool.hpp"
 #include "froster/backends/reference.hpp"
 
@@ -28,15 +31,103 @@ class CpuBackend : public ReferenceBackend {
         pool_(std::make_shared<cpu::ThreadPool>(options.threads)) {}
 
   cpu::Isa isa() const { return isa_; }
+  /// What the CPU kernels run with: the ISA level and the thread pool.
+  cpu::Context context() const { return {isa_, pool_.get()}; }
   int threads() const { return pool_->size(); }
+
+  // Ops whose CPU kernels decline a case (fp64, layouts they do not take) run the reference loops.
+  template <class T>
+  void copy(ConstView<T> src, TensorView<T> dst) const {
+    check::copy_args(src, dst);
+    check::on_host("copy", src, dst);
+    if (!cpu::copy(context(), src, dst)) reference::copy(src, dst);
+  }
+
+  template <class T>
+  void fill(TensorView<T> dst, T value) const {
+    check::matrix("fill", "dst", dst);
+    check::on_host("fill", dst);
+    if (!cpu::fill(context(), dst, value)) reference::fill(dst, value);
+  }
+
+  template <class T>
+  void gemm(T alpha, ConstView<T> a, Transpose ta, ConstView<T> b, Transpose tb, T beta, TensorView<T> c) const {
+    check::gemm("gemm", a, ta, b, tb, c);
+    check::on_host("gemm", a, b, c);
+    if (!cpu::gemm(context(), alpha, a, ta, b, tb, beta, c)) reference::gemm(alpha, a, ta, b, tb, beta, c);
+  }
+
+  template <class T>
+  void l2_normalize_forward(ConstView<T> x, TensorView<T> y, TensorView<T> norms) const {
+    check::l2_normalize_forward_args(x, y, norms);
+    check::on_host("l2_normalize_forward", x, y, norms);
+    if (!cpu::l2_normalize_forward(context(), x, y, norms)) reference::l2_normalize_forward(x, y, norms);
+  }
+
+  template <class T>
+  void l2_normalize_backward(ConstView<T> y, ConstView<T> norms, ConstView<T> dy, TensorView<T> dx) const {
+    check::l2_normalize_backward_args(y, norms, dy, dx);
+    check::on_host("l2_normalize_backward", y, norms, dy, dx);
+    if (!cpu::l2_normalize_backward(context(), y, norms, dy, dx)) reference::l2_normalize_backward(y, norms, dy, dx);
+  }
+
+  template <class T>
+  void cosine_forward(ConstView<T> a, ConstView<T> b, T eps, TensorView<T> cos, TensorView<T> norm_a, TensorView<T> norm_b) const {
+    check::cosine_forward_args(a, b, cos, norm_a, norm_b);
+    check::on_host("cosine_forward", a, b, cos, norm_a, norm_b);
+    if (!cpu::cosine_forward(context(), a, b, eps, cos, norm_a, norm_b)) reference::cosine_forward(a, b, eps, cos, norm_a, norm_b);
+  }
+
+  template <class T>
+  void cosine_backward(ConstView<T> a, ConstView<T> b, ConstView<T> cos, ConstView<T> norm_a, ConstView<T> norm_b, T eps, T scale, TensorView<T> da, TensorView<T> db) const {
+    check::cosine_backward_args(a, b, cos, norm_a, norm_b, da, db);
+    check::on_host("cosine_backward", a, b, cos, norm_a, norm_b, da, db);
+    if (!cpu::cosine_backward(context(), a, b, cos, norm_a, norm_b, eps, scale, da, db)) reference::cosine_backward(a, b, cos, norm_a, norm_b, eps, scale, da, db);
+  }
+
+  template <class T>
+  void layer_norm_forward(ConstView<T> x, ConstView<T> gamma, ConstView<T> beta, T eps, TensorView<T> y, TensorView<T> mean, TensorView<T> rstd) const {
+    check::layer_norm_forward_args(x, gamma, beta, y, mean, rstd);
+    check::on_host("layer_norm_forward", x, gamma, beta, y, mean, rstd);
+    if (!cpu::layer_norm_forward(context(), x, gamma, beta, eps, y, mean, rstd)) reference::layer_norm_forward(x, gamma, beta, eps, y, mean, rstd);
+  }
+
+  template <class T>
+  void layer_norm_backward(ConstView<T> x, ConstView<T> gamma, ConstView<T> mean, ConstView<T> rstd, ConstView<T> dy, TensorView<T> dx, TensorView<T> dgamma, TensorView<T> dbeta) const {
+    check::layer_norm_backward_args(x, gamma, mean, rstd, dy, dx, dgamma, dbeta);
+    check::on_host("layer_norm_backward", x, gamma, mean, rstd, dy, dx, dgamma, dbeta);
+    if (!cpu::layer_norm_backward(context(), x, gamma, mean, rstd, dy, dx, dgamma, dbeta)) reference::layer_norm_backward(x, gamma, mean, rstd, dy, dx, dgamma, dbeta);
+  }
+
+  template <class T>
+  void softmax_forward(ConstView<T> x, T scale, bool causal, TensorView<T> y) const {
+    check::elementwise("softmax_forward", "x", x, "y", y);
+    check::on_host("softmax_forward", x, y);
+    if (!cpu::softmax_forward(context(), x, scale, causal, y)) reference::softmax_forward(x, scale, causal, y);
+  }
+
+  template <class T>
+  void softmax_backward(ConstView<T> y, ConstView<T> dy, T scale, TensorView<T> dx) const {
+    check::elementwise("softmax_backward", "y", y, "dy", dy);
+    check::same_extents("softmax_backward", "y", y, "dx", dx);
+    check::on_host("softmax_backward", y, dy, dx);
+    if (!cpu::softmax_backward(context(), y, dy, scale, dx)) reference::softmax_backward(y, dy, scale, dx);
+  }
+
+  template <class T>
+  void log_softmax_forward(ConstView<T> x, T scale, TensorView<T> y) const {
+    check::elementwise("log_softmax_forward", "x", x, "y", y);
+    check::on_host("log_softmax_forward", x, y);
+    if (!cpu::log_softmax_forward(context(), x, scale, y)) reference::log_softmax_forward(x, scale, y);
+  }
 
   template <class T>
   void axpby(T alpha, ConstView<T> x, T beta, TensorView<T> y) const {
     check::axpby_args(x, y);
     check::on_host("axpby", x, y);
     if constexpr (std::is_same_v<T, float>) {
-      if (rows_contiguous(x, y))
-        return for_rows(y.rows(), [&](auto tag, index_t i) {
+      if (cpu::rows_contiguous(x, y))
+        return cpu::for_each_row(context(), y.rows(), [&](auto tag, index_t i) {
           axpby_row(tag, y.cols(), alpha, &x(i, 0), beta, &y(i, 0));
         });
     }
@@ -48,8 +139,8 @@ class CpuBackend : public ReferenceBackend {
     check::activation_args(x, x, y, false);
     check::on_host("activation_forward", x, y);
     if constexpr (std::is_same_v<T, float>) {
-      if (rows_contiguous(x, y))
-        return for_rows(x.rows(), [&](auto tag, index_t i) {
+      if (cpu::rows_contiguous(x, y))
+        return cpu::for_each_row(context(), x.rows(), [&](auto tag, index_t i) {
           activation_forward_row(tag, act, x.cols(), &x(i, 0), &y(i, 0));
         });
     }
@@ -61,33 +152,15 @@ class CpuBackend : public ReferenceBackend {
     check::activation_args(x, dy, dx, true);
     check::on_host("activation_backward", x, dy, dx);
     if constexpr (std::is_same_v<T, float>) {
-      if (rows_contiguous(x, dy, dx))
-        return for_rows(x.rows(), [&](auto tag, index_t i) {
+      if (cpu::rows_contiguous(x, dy, dx))
+        return cpu::for_each_row(context(), x.rows(), [&](auto tag, index_t i) {
           activation_backward_row(tag, act, x.cols(), &x(i, 0), &dy(i, 0), &dx(i, 0));
         });
     }
     reference::activation_backward(act, x, dy, dx);
   }
 
- protected:
-  /// Matrices whose rows are contiguous: what the SIMD row kernels take.
-  template <class... Views>
-  static bool rows_contiguous(const Views&... views) {
-    return ((views.rank() == 2 && (views.stride(1) == 1 || views.cols() <= 1)) && ...);
-  }
-
-  /// Runs row(tag, i) for every row, rows split over the pool in contiguous blocks (each row is written by one
-  /// thread, so results do not depend on the thread count).
-  template <class RowFn>
-  void for_rows(index_t rows, RowFn&& row) const {
-    const index_t blocks = std::min<index_t>(rows, index_t(pool_->size()) * 4);
-    cpu::dispatch(isa_, [&](auto tag) {
-      pool_->parallel_for(blocks, [&](index_t b) {
-        for (index_t i = rows * b / blocks, end = rows * (b + 1) / blocks; i < end; ++i) row(tag, i);
-      });
-    });
-  }
-
+ private:
   cpu::Isa isa_;
   std::shared_ptr<cpu::ThreadPool> pool_;
 };

@@ -119,4 +119,28 @@ void temporal_pool_backward_args(Pooling mode, index_t frames, ConstView<T> dy, 
   if (mode == Pooling::max) matrix(op, "argmax", argmax, dx.rows() / frames, dx.cols());
 }
 
+template <class T>
+void layer_norm_forward_args(ConstView<T> x, ConstView<T> gamma, ConstView<T> beta, TensorView<T> y,
+                             TensorView<T> mean, TensorView<T> rstd) {
+  constexpr const char* op = "layer_norm_forward";
+  elementwise(op, "x", x, "y", y);
+  vector(op, "gamma", gamma, x.cols());
+  vector(op, "beta", beta, x.cols());
+  per_row(op, "x", x, "mean", mean);
+  per_row(op, "x", x, "rstd", rstd);
+}
+
+template <class T>
+void layer_norm_backward_args(ConstView<T> x, ConstView<T> gamma, ConstView<T> mean, ConstView<T> rstd,
+                              ConstView<T> dy, TensorView<T> dx, TensorView<T> dgamma, TensorView<T> dbeta) {
+  constexpr const char* op = "layer_norm_backward";
+  elementwise(op, "x", x, "dy", dy);
+  same_extents(op, "x", x, "dx", dx);
+  vector(op, "gamma", gamma, x.cols());
+  vector(op, "dgamma", dgamma, x.cols());
+  vector(op, "dbeta", dbeta, x.cols());
+  per_row(op, "x", x, "mean", mean);
+  per_row(op, "x", x, "rstd", rstd);
+}
+
 }  // namespace froster::check

@@ -10,6 +10,7 @@
 #include "froster/backends/reference/activations.hpp"
 #include "froster/backends/reference/dense.hpp"
 #include "froster/backends/reference/losses.hpp"
+#include "froster/backends/reference/normalization.hpp"
 #include "froster/backends/reference/pooling.hpp"
 #include "froster/backends/reference/rows.hpp"
 
@@ -178,6 +179,37 @@ class ReferenceBackend {
     check::per_row("kl_div_backward", "logp_student", logp_student, "row_loss", row_loss);
     check::on_host("kl_div_backward", logp_student, logp_teacher, row_loss, d_student, d_teacher);
     reference::kl_div_backward(logp_student, logp_teacher, row_loss, scale, d_student, d_teacher);
+  }
+
+  template <class T>
+  void layer_norm_forward(ConstView<T> x, ConstView<T> gamma, ConstView<T> beta, T eps, TensorView<T> y,
+                          TensorView<T> mean, TensorView<T> rstd) const {
+    check::layer_norm_forward_args(x, gamma, beta, y, mean, rstd);
+    check::on_host("layer_norm_forward", x, gamma, beta, y, mean, rstd);
+    reference::layer_norm_forward(x, gamma, beta, eps, y, mean, rstd);
+  }
+
+  template <class T>
+  void layer_norm_backward(ConstView<T> x, ConstView<T> gamma, ConstView<T> mean, ConstView<T> rstd,
+                           ConstView<T> dy, TensorView<T> dx, TensorView<T> dgamma, TensorView<T> dbeta) const {
+    check::layer_norm_backward_args(x, gamma, mean, rstd, dy, dx, dgamma, dbeta);
+    check::on_host("layer_norm_backward", x, gamma, mean, rstd, dy, dx, dgamma, dbeta);
+    reference::layer_norm_backward(x, gamma, mean, rstd, dy, dx, dgamma, dbeta);
+  }
+
+  template <class T>
+  void softmax_forward(ConstView<T> x, T scale, bool causal, TensorView<T> y) const {
+    check::elementwise("softmax_forward", "x", x, "y", y);
+    check::on_host("softmax_forward", x, y);
+    reference::softmax_forward(x, scale, causal, y);
+  }
+
+  template <class T>
+  void softmax_backward(ConstView<T> y, ConstView<T> dy, T scale, TensorView<T> dx) const {
+    check::elementwise("softmax_backward", "y", y, "dy", dy);
+    check::same_extents("softmax_backward", "y", y, "dx", dx);
+    check::on_host("softmax_backward", y, dy, dx);
+    reference::softmax_backward(y, dy, scale, dx);
   }
 
   template <class T>
