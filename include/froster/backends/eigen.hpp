@@ -6,6 +6,7 @@
 /// Ops it does not override run the reference loops. Needs Eigen 3.4.
 
 #include <Eigen/Core>
+#include <array>
 #include <numbers>
 #include <unsupported/Eigen/SpecialFunctions>
 
@@ -50,9 +51,20 @@ class EigenBackend : public ReferenceBackend {
     check::axpby_args(x, y);
     check::on_host("axpby", x, y);
     if (!eigen_mappable(x) || !eigen_mappable(y)) return reference::axpby(alpha, x, beta, y);
-    auto my = as_eigen(y);
-    if (beta == T(0)) my = alpha * as_eigen(x);
-    else my = alpha * as_eigen(x) + beta * my;
+    with_maps(
+        [&](auto mx, auto my) {
+          if (beta == T(0)) my = alpha * mx;
+          else my = alpha * mx + beta * my;
+        },
+        x, y);
+  }
+
+  template <class T>
+  void copy(ConstView<T> src, TensorView<T> dst) const {
+    check::copy_args(src, dst);
+    check::on_host("copy", src, dst);
+    if (!eigen_mappable(src) || !eigen_mappable(dst)) return reference::copy(src, dst);
+    with_maps([](auto ms, auto md) { md = ms; }, src, dst);
   }
 
   template <class T>
@@ -60,10 +72,14 @@ class EigenBackend : public ReferenceBackend {
     check::activation_args(x, x, y, false);
     check::on_host("activation_forward", x, y);
     if (!eigen_mappable(x) || !eigen_mappable(y)) return reference::activation_forward(act, x, y);
-    const auto ax = as_eigen(x).array();
-    auto ay = as_eigen(y).array();
-    if (act == Activation::gelu) ay = T(0.5) * ax * (T(1) + (ax * T(std::numbers::sqrt2 / 2)).erf());
-    else ay = ax / (T(1) + (T(-1.702) * ax).exp());
+    with_maps(
+        [&](auto mx, auto my) {
+          const auto ax = mx.array();
+          auto ay = my.array();
+          if (act == Activation::gelu) ay = T(0.5) * ax * (T(1) + (ax * T(std::numbers::sqrt2 / 2)).erf());
+          else ay = ax / (T(1) + (T(-1.702) * ax).exp());
+        },
+        x, y);
   }
 
   template <class T>
@@ -72,17 +88,21 @@ class EigenBackend : public ReferenceBackend {
     check::on_host("activation_backward", x, dy, dx);
     if (!eigen_mappable(x) || !eigen_mappable(dy) || !eigen_mappable(dx))
       return reference::activation_backward(act, x, dy, dx);
-    const auto ax = as_eigen(x).array();
-    const auto ady = as_eigen(dy).array();
-    auto adx = as_eigen(dx).array();
-    if (act == Activation::gelu) {
-      const T inv_sqrt_2pi = T(1 / std::sqrt(2 * std::numbers::pi));
-      adx = ady * (T(0.5) * (T(1) + (ax * T(std::numbers::sqrt2 / 2)).erf()) +
-                   ax * inv_sqrt_2pi * (T(-0.5) * ax * ax).exp());
-    } else {
-      const auto s = T(1) / (T(1) + (T(-1.702) * ax).exp());
-      adx = ady * (s + T(1.702) * ax * s * (T(1) - s));
-    }
+    with_maps(
+        [&](auto mx, auto mdy, auto mdx) {
+          const auto ax = mx.array();
+          const auto ady = mdy.array();
+          auto adx = mdx.array();
+          if (act == Activation::gelu) {
+            const T inv_sqrt_2pi = T(1 / std::sqrt(2 * std::numbers::pi));
+            adx = ady * (T(0.5) * (T(1) + (ax * T(std::numbers::sqrt2 / 2)).erf()) +
+                         ax * inv_sqrt_2pi * (T(-0.5) * ax * ax).exp());
+          } else {
+            const auto s = T(1) / (T(1) + (T(-1.702) * ax).exp());
+            adx = ady * (s + T(1.702) * ax * s * (T(1) - s));
+          }
+        },
+        x, dy, dx);
   }
 
   template <class T>
@@ -90,12 +110,15 @@ class EigenBackend : public ReferenceBackend {
     check::l2_normalize_forward_args(x, y, norms);
     check::on_host("l2_normalize_forward", x, y, norms);
     if (!eigen_mappable(x) || !eigen_mappable(y)) return reference::l2_normalize_forward(x, y, norms);
-    for (index_t i = 0; i < x.rows(); ++i) {
-      const auto row = as_eigen(x.slice_rows(i, 1));
-      const T n = row.norm();
-      as_eigen(y.slice_rows(i, 1)) = row / n;
-      norms(i) = n;
-    }
+    with_maps(
+        [&](auto mx, auto my) {
+          for (index_t i = 0; i < x.rows(); ++i) {
+            const T n = mx.row(i).norm();
+            my.row(i) = mx.row(i) / n;
+            norms(i) = n;
+          }
+        },
+        x, y);
   }
 
   template <class T>
@@ -104,12 +127,14 @@ class EigenBackend : public ReferenceBackend {
     check::on_host("l2_normalize_backward", y, norms, dy, dx);
     if (!eigen_mappable(y) || !eigen_mappable(dy) || !eigen_mappable(dx))
       return reference::l2_normalize_backward(y, norms, dy, dx);
-    for (index_t i = 0; i < y.rows(); ++i) {
-      const auto yr = as_eigen(y.slice_rows(i, 1));
-      const auto dyr = as_eigen(dy.slice_rows(i, 1));
-      const T proj = yr.cwiseProduct(dyr).sum();
-      as_eigen(dx.slice_rows(i, 1)) = (dyr - proj * yr) / norms(i);
-    }
+    with_maps(
+        [&](auto my, auto mdy, auto mdx) {
+          for (index_t i = 0; i < y.rows(); ++i) {
+            const T proj = my.row(i).dot(mdy.row(i));
+            mdx.row(i) = (mdy.row(i) - proj * my.row(i)) / norms(i);
+          }
+        },
+        y, dy, dx);
   }
 
   template <class T>
@@ -118,14 +143,16 @@ class EigenBackend : public ReferenceBackend {
     check::cosine_forward_args(a, b, cos, norm_a, norm_b);
     check::on_host("cosine_forward", a, b, cos, norm_a, norm_b);
     if (!eigen_mappable(a) || !eigen_mappable(b)) return reference::cosine_forward(a, b, eps, cos, norm_a, norm_b);
-    for (index_t i = 0; i < a.rows(); ++i) {
-      const auto ar = as_eigen(a.slice_rows(i, 1));
-      const auto br = as_eigen(b.slice_rows(i, 1));
-      const T na = ar.norm(), nb = br.norm();
-      cos(i) = ar.cwiseProduct(br).sum() / (std::max(na, eps) * std::max(nb, eps));
-      norm_a(i) = na;
-      norm_b(i) = nb;
-    }
+    with_maps(
+        [&](auto ma, auto mb) {
+          for (index_t i = 0; i < a.rows(); ++i) {
+            const T na = ma.row(i).norm(), nb = mb.row(i).norm();
+            cos(i) = ma.row(i).dot(mb.row(i)) / (std::max(na, eps) * std::max(nb, eps));
+            norm_a(i) = na;
+            norm_b(i) = nb;
+          }
+        },
+        a, b);
   }
 
   template <class T>
@@ -135,18 +162,25 @@ class EigenBackend : public ReferenceBackend {
     check::on_host("cosine_backward", a, b, cos, norm_a, norm_b, da, db);
     if (!eigen_mappable(a) || !eigen_mappable(b) || !eigen_mappable(da) || !eigen_mappable(db))
       return reference::cosine_backward(a, b, cos, norm_a, norm_b, eps, scale, da, db);
-    for (index_t i = 0; i < a.rows(); ++i) {
-      // Same formula as reference::cosine_backward, which documents PyTorch's clamp semantics.
+    // Same formula as reference::cosine_backward, which documents PyTorch's clamp semantics.
+    auto row_coefficients = [&](index_t i) {
       const T na = norm_a(i), nb = norm_b(i), c = cos(i);
       const T ca = std::max(na, eps), cb = std::max(nb, eps);
-      const T cross = scale / (ca * cb);
-      const T self_a = na > 0 ? scale * c / (na * ca) : T(0);
-      const T self_b = nb > 0 ? scale * c / (nb * cb) : T(0);
-      const auto ar = as_eigen(a.slice_rows(i, 1));
-      const auto br = as_eigen(b.slice_rows(i, 1));
-      if (!da.is_null()) as_eigen(da.slice_rows(i, 1)) = cross * br - self_a * ar;
-      if (!db.is_null()) as_eigen(db.slice_rows(i, 1)) = cross * ar - self_b * br;
-    }
+      return std::array<T, 3>{scale / (ca * cb), na > 0 ? scale * c / (na * ca) : T(0),
+                              nb > 0 ? scale * c / (nb * cb) : T(0)};
+    };
+    auto gradient = [&](ConstView<T> self, ConstView<T> other, TensorView<T> out, int self_term) {
+      with_maps(
+          [&](auto ms, auto mo, auto mout) {
+            for (index_t i = 0; i < a.rows(); ++i) {
+              const auto k = row_coefficients(i);
+              mout.row(i) = k[0] * mo.row(i) - k[std::size_t(self_term)] * ms.row(i);
+            }
+          },
+          self, other, out);
+    };
+    if (!da.is_null()) gradient(a, b, da, 1);
+    if (!db.is_null()) gradient(b, a, db, 2);
   }
 
  private:
@@ -154,6 +188,14 @@ class EigenBackend : public ReferenceBackend {
   template <class T>
   static bool eigen_mappable(const TensorView<T>& v) {
     return v.is_null() || (v.rank() == 2 && v.stride(0) >= 0 && v.stride(1) >= 0);
+  }
+
+  /// Calls f with Eigen maps of every view: dense row-major maps (Eigen's vectorised paths) when every view allows
+  /// them, general strided maps otherwise.
+  template <class F, class... Views>
+  static void with_maps(F&& f, const Views&... views) {
+    if ((is_row_major_dense(views) && ...)) f(as_eigen_row_major(views)...);
+    else f(as_eigen(views)...);
   }
 
   template <class T, class F>
