@@ -14,6 +14,12 @@
 #include "support/fixtures.hpp"
 #include "support/tolerance.hpp"
 
+// The backends under test; tests/backends/cpu/test_parity_cpu.cpp re-uses this file for the CPU backend at each
+// ISA level.
+#ifndef FROSTER_PARITY_BACKENDS
+#define FROSTER_PARITY_BACKENDS froster::ReferenceBackend, froster::EigenBackend
+#endif
+
 namespace {
 
 using froster::ConstView;
@@ -109,14 +115,12 @@ void check_pair_loss(Loss& loss, const std::string& prefix) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("ResidualProjector matches PyTorch", "[parity][projector]", froster::ReferenceBackend,
-                   froster::EigenBackend) {
+TEMPLATE_TEST_CASE("ResidualProjector matches PyTorch", "[parity][projector]", FROSTER_PARITY_BACKENDS) {
   SECTION("hidden == dim") { check_projector<TestType>("projector"); }
   SECTION("hidden != dim") { check_projector<TestType>("projector_wide"); }
 }
 
-TEMPLATE_TEST_CASE("L2Normalize matches PyTorch", "[parity][normalize]", froster::ReferenceBackend,
-                   froster::EigenBackend) {
+TEMPLATE_TEST_CASE("L2Normalize matches PyTorch", "[parity][normalize]", FROSTER_PARITY_BACKENDS) {
   TestType backend;
   froster::L2Normalize<TestType, float> normalize(backend);
   const ConstView<float> x = f32("normalize/x");
@@ -126,15 +130,14 @@ TEMPLATE_TEST_CASE("L2Normalize matches PyTorch", "[parity][normalize]", froster
   REQUIRE_PYTORCH(dx.cview(), "normalize/dx");
 }
 
-TEMPLATE_TEST_CASE("CosineDistillationLoss matches PyTorch", "[parity][losses]", froster::ReferenceBackend,
-                   froster::EigenBackend) {
+TEMPLATE_TEST_CASE("CosineDistillationLoss matches PyTorch", "[parity][losses]", FROSTER_PARITY_BACKENDS) {
   TestType backend;
   froster::CosineDistillationLoss<TestType, float> loss(backend);
   check_pair_loss(loss, "cosine");
 }
 
 TEMPLATE_TEST_CASE("CosineDistillationLoss matches PyTorch on a zero student row", "[parity][losses]",
-                   froster::ReferenceBackend, froster::EigenBackend) {
+                   FROSTER_PARITY_BACKENDS) {
   TestType backend;
   froster::CosineDistillationLoss<TestType, float> loss(backend);
   const std::string prefix = "cosine_zero_row";
@@ -156,8 +159,7 @@ TEMPLATE_TEST_CASE("CosineDistillationLoss matches PyTorch on a zero student row
   compare_rows(db, prefix + "/db");
 }
 
-TEMPLATE_TEST_CASE("MseLoss and L1Loss match PyTorch", "[parity][losses]", froster::ReferenceBackend,
-                   froster::EigenBackend) {
+TEMPLATE_TEST_CASE("MseLoss and L1Loss match PyTorch", "[parity][losses]", FROSTER_PARITY_BACKENDS) {
   TestType backend;
   SECTION("mse") {
     froster::MseLoss<TestType, float> loss(backend);
@@ -169,8 +171,7 @@ TEMPLATE_TEST_CASE("MseLoss and L1Loss match PyTorch", "[parity][losses]", frost
   }
 }
 
-TEMPLATE_TEST_CASE("KlDivergenceLoss matches PyTorch", "[parity][losses]", froster::ReferenceBackend,
-                   froster::EigenBackend) {
+TEMPLATE_TEST_CASE("KlDivergenceLoss matches PyTorch", "[parity][losses]", FROSTER_PARITY_BACKENDS) {
   TestType backend;
   const std::string prefix = GENERATE(as<std::string>{}, "kl_t2", "kl_t1");
   INFO(prefix);
@@ -179,7 +180,7 @@ TEMPLATE_TEST_CASE("KlDivergenceLoss matches PyTorch", "[parity][losses]", frost
 }
 
 TEMPLATE_TEST_CASE("CrossEntropyLoss and SoftCrossEntropyLoss match PyTorch", "[parity][losses]",
-                   froster::ReferenceBackend, froster::EigenBackend) {
+                   FROSTER_PARITY_BACKENDS) {
   TestType backend;
   SECTION("hard labels") {
     froster::CrossEntropyLoss<TestType, float> loss(backend);
@@ -199,8 +200,7 @@ TEMPLATE_TEST_CASE("CrossEntropyLoss and SoftCrossEntropyLoss match PyTorch", "[
   }
 }
 
-TEMPLATE_TEST_CASE("SimilarityLogits matches PyTorch", "[parity][similarity]", froster::ReferenceBackend,
-                   froster::EigenBackend) {
+TEMPLATE_TEST_CASE("SimilarityLogits matches PyTorch", "[parity][similarity]", FROSTER_PARITY_BACKENDS) {
   TestType backend;
   froster::SimilarityLogits<TestType, float> similarity(backend);
   const ConstView<float> image = f32("similarity/image"), text = f32("similarity/text");
@@ -212,8 +212,7 @@ TEMPLATE_TEST_CASE("SimilarityLogits matches PyTorch", "[parity][similarity]", f
   REQUIRE_PYTORCH_SCALAR(d_logit_scale, "similarity/dlogit_scale");
 }
 
-TEMPLATE_TEST_CASE("TemporalPool matches PyTorch", "[parity][pooling]", froster::ReferenceBackend,
-                   froster::EigenBackend) {
+TEMPLATE_TEST_CASE("TemporalPool matches PyTorch", "[parity][pooling]", FROSTER_PARITY_BACKENDS) {
   TestType backend;
   const auto [prefix, mode] = GENERATE(table<std::string, froster::Pooling>(
       {{"pool_mean", froster::Pooling::mean}, {"pool_max", froster::Pooling::max}}));
@@ -226,8 +225,7 @@ TEMPLATE_TEST_CASE("TemporalPool matches PyTorch", "[parity][pooling]", froster:
   REQUIRE_PYTORCH(dx.cview(), prefix + "/dx");
 }
 
-TEMPLATE_TEST_CASE("FeatureDistiller step matches PyTorch", "[parity][distiller]", froster::ReferenceBackend,
-                   froster::EigenBackend) {
+TEMPLATE_TEST_CASE("FeatureDistiller step matches PyTorch", "[parity][distiller]", FROSTER_PARITY_BACKENDS) {
   TestType backend;
   const ConstView<float> student = f32("distiller/student"), w1 = f32("distiller/w1");
   froster::FeatureDistillerConfig config;
