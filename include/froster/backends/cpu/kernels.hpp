@@ -38,6 +38,7 @@ namespace scalar {
 #pragma GCC target("avx2,fma")
 namespace avx2 {
 #include "froster/backends/cpu/simd/avx2-inl.hpp"
+#include "froster/backends/cpu/simd/math-inl.hpp"
 #include "froster/backends/cpu/kernels/all-inl.hpp"
 }  // namespace avx2
 #pragma GCC pop_options
@@ -46,6 +47,7 @@ namespace avx2 {
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
 namespace avx512 {
 #include "froster/backends/cpu/simd/avx512-inl.hpp"
+#include "froster/backends/cpu/simd/math-inl.hpp"
 #include "froster/backends/cpu/kernels/all-inl.hpp"
 }  // namespace avx512
 #pragma GCC pop_options
