@@ -16,6 +16,7 @@
 #include <string>
 #include <unsupported/Eigen/SpecialFunctions>
 
+#include "froster/cpu.hpp"
 #include "froster/eigen.hpp"
 #include "froster/froster.hpp"
 
@@ -199,6 +200,8 @@ const bool registered = [] {
   register_case("distill/reference/forward_backward", bench_forward_backward<froster::ReferenceBackend>, true, 512);
   register_case("distill/eigen/forward", bench_forward<froster::EigenBackend>, false);
   register_case("distill/eigen/forward_backward", bench_forward_backward<froster::EigenBackend>, false);
+  register_case("distill/cpu/forward", bench_forward<froster::CpuBackend>, false);
+  register_case("distill/cpu/forward_backward", bench_forward_backward<froster::CpuBackend>, false);
   register_case("distill/eigen_composition/forward", bench_composition_forward, false);
   register_case("distill/eigen_composition/forward_backward", bench_composition_forward_backward, false);
   return true;

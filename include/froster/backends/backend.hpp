@@ -25,7 +25,8 @@ namespace froster {
 template <class B, class T>
 concept BackendFor = requires(B& b, const B& cb, Dims dims, T s, ConstView<T> x, TensorView<T> y,
                               ConstView<std::int64_t> labels, TensorView<std::int64_t> indices, Transpose t,
-                              Activation act, Pooling pool, PointwiseLoss loss, index_t n, bool flag) {
+                              Activation act, Pooling pool, PointwiseLoss loss, index_t n, bool flag,
+                              AttentionSpec spec) {
   // Memory.
   { cb.device() } -> std::same_as<Device>;
   { b.template allocate<T>(dims) } -> std::same_as<Tensor<T>>;
@@ -60,6 +61,9 @@ concept BackendFor = requires(B& b, const B& cb, Dims dims, T s, ConstView<T> x,
   b.layer_norm_backward(x, x, x, x, x, y, y, y);     // x, gamma, mean, rstd, dy -> dx (=), dgamma (+=), dbeta (+=)
   b.softmax_forward(x, s, flag, y);                  // y = softmax(s * x) per row, optional causal mask
   b.softmax_backward(x, x, s, y);                    // y, dy -> dx
+  // Multi-head self-attention over packed [batch * tokens, heads * head_dim] rows (ops.hpp, AttentionSpec).
+  b.attention_forward(x, x, x, spec, s, y, y);               // q, k, v, spec, scale -> out, lse
+  b.attention_backward(x, x, x, x, x, x, spec, s, y, y, y);  // q, k, v, out, lse, dout, spec, scale -> dq, dk, dv
   // Temporal pooling over [clips * frames, channels].
   b.temporal_pool_forward(pool, x, n, y, indices);
   b.temporal_pool_backward(pool, n, x, ConstView<std::int64_t>(indices), y);

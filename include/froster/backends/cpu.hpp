@@ -9,6 +9,7 @@
 #include <optional>
 #include <type_traits>
 
+#include "froster/backends/cpu/attention.hpp"
 #include "froster/backends/cpu/context.hpp"
 #include "froster/backends/cpu/gemm.hpp"
 #include "froster/backends/cpu/isa.hpp"
@@ -112,6 +113,25 @@ class CpuBackend : public ReferenceBackend {
     check::same_extents("softmax_backward", "y", y, "dx", dx);
     check::on_host("softmax_backward", y, dy, dx);
     if (!cpu::softmax_backward(context(), y, dy, scale, dx)) reference::softmax_backward(y, dy, scale, dx);
+  }
+
+  template <class T>
+  void attention_forward(ConstView<T> q, ConstView<T> k, ConstView<T> v, const AttentionSpec& spec, T scale,
+                         TensorView<T> out, TensorView<T> lse) const {
+    check::attention_forward_args(q, k, v, spec, out, lse);
+    check::on_host("attention_forward", q, k, v, out, lse);
+    if (!cpu::attention_forward(context(), q, k, v, spec, scale, out, lse))
+      reference::attention_forward(q, k, v, spec, scale, out, lse);
+  }
+
+  template <class T>
+  void attention_backward(ConstView<T> q, ConstView<T> k, ConstView<T> v, ConstView<T> out, ConstView<T> lse,
+                          ConstView<T> dout, const AttentionSpec& spec, T scale, TensorView<T> dq, TensorView<T> dk,
+                          TensorView<T> dv) const {
+    check::attention_backward_args(q, k, v, out, lse, dout, spec, dq, dk, dv);
+    check::on_host("attention_backward", q, k, v, out, lse, dout, dq, dk, dv);
+    if (!cpu::attention_backward(context(), q, k, v, out, lse, dout, spec, scale, dq, dk, dv))
+      reference::attention_backward(q, k, v, out, lse, dout, spec, scale, dq, dk, dv);
   }
 
   template <class T>

@@ -143,4 +143,31 @@ void layer_norm_backward_args(ConstView<T> x, ConstView<T> gamma, ConstView<T> m
   per_row(op, "x", x, "rstd", rstd);
 }
 
+template <class T>
+void attention_forward_args(ConstView<T> q, ConstView<T> k, ConstView<T> v, const AttentionSpec& spec,
+                            TensorView<T> out, TensorView<T> lse) {
+  constexpr const char* op = "attention_forward";
+  attention_spec(op, spec, q);
+  same_extents(op, "q", q, "k", k);
+  same_extents(op, "q", q, "v", v);
+  same_extents(op, "q", q, "out", out);
+  matrix(op, "lse", lse, q.rows(), spec.heads);
+}
+
+template <class T>
+void attention_backward_args(ConstView<T> q, ConstView<T> k, ConstView<T> v, ConstView<T> out, ConstView<T> lse,
+                             ConstView<T> dout, const AttentionSpec& spec, TensorView<T> dq, TensorView<T> dk,
+                             TensorView<T> dv) {
+  constexpr const char* op = "attention_backward";
+  attention_spec(op, spec, q);
+  same_extents(op, "q", q, "k", k);
+  same_extents(op, "q", q, "v", v);
+  same_extents(op, "q", q, "out", out);
+  same_extents(op, "q", q, "dout", dout);
+  matrix(op, "lse", lse, q.rows(), spec.heads);
+  same_extents(op, "q", q, "dq", dq);
+  same_extents(op, "q", q, "dk", dk);
+  same_extents(op, "q", q, "dv", dv);
+}
+
 }  // namespace froster::check

@@ -8,6 +8,7 @@
 #include "froster/backends/backend.hpp"
 #include "froster/backends/op_checks.hpp"
 #include "froster/backends/reference/activations.hpp"
+#include "froster/backends/reference/attention.hpp"
 #include "froster/backends/reference/dense.hpp"
 #include "froster/backends/reference/losses.hpp"
 #include "froster/backends/reference/normalization.hpp"
@@ -210,6 +211,23 @@ class ReferenceBackend {
     check::same_extents("softmax_backward", "y", y, "dx", dx);
     check::on_host("softmax_backward", y, dy, dx);
     reference::softmax_backward(y, dy, scale, dx);
+  }
+
+  template <class T>
+  void attention_forward(ConstView<T> q, ConstView<T> k, ConstView<T> v, const AttentionSpec& spec, T scale,
+                         TensorView<T> out, TensorView<T> lse) const {
+    check::attention_forward_args(q, k, v, spec, out, lse);
+    check::on_host("attention_forward", q, k, v, out, lse);
+    reference::attention_forward(q, k, v, spec, scale, out, lse);
+  }
+
+  template <class T>
+  void attention_backward(ConstView<T> q, ConstView<T> k, ConstView<T> v, ConstView<T> out, ConstView<T> lse,
+                          ConstView<T> dout, const AttentionSpec& spec, T scale, TensorView<T> dq, TensorView<T> dk,
+                          TensorView<T> dv) const {
+    check::attention_backward_args(q, k, v, out, lse, dout, spec, dq, dk, dv);
+    check::on_host("attention_backward", q, k, v, out, lse, dout, dq, dk, dv);
+    reference::attention_backward(q, k, v, out, lse, dout, spec, scale, dq, dk, dv);
   }
 
   template <class T>

@@ -45,11 +45,15 @@ namespace avx2 {
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
+#pragma GCC diagnostic push  // the same GCC 12 false positive, for when <immintrin.h> was included before us
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 namespace avx512 {
 #include "froster/backends/cpu/simd/avx512-inl.hpp"
 #include "froster/backends/cpu/simd/math-inl.hpp"
 #include "froster/backends/cpu/kernels/all-inl.hpp"
 }  // namespace avx512
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 #endif
 

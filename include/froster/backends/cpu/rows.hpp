@@ -1,10 +1,17 @@
 #pragma once
 /// @file
 /// Row-wise kernel drivers of the CPU backend (copy, fill, L2 normalisation, cosine, LayerNorm, softmax,
-/// log-softmax): split rows over the pool, dispatch to the ISA's kernel. Each returns false for cases it does
-/// not take (the backend then runs the reference loops). Arguments arrive checked.
+/// log-softmax): split rows over the pool, dispatch to the ISA's kernel (kernels/rows-inl.hpp). Each returns false
+/// for cases it does not take (fp64; a matrix or gamma/beta without unit column stride), and the backend then runs
+/// the reference loops. Arguments arrive checked. Every result is independent of the thread count: a row is
+/// computed by one thread, and LayerNorm's column sums (dgamma, dbeta) are reduced over fixed row blocks in a
+/// fixed order.
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "froster/backends/cpu/context.hpp"
 #include "froster/backends/cpu/kernels.hpp"
@@ -12,31 +19,266 @@
 
 namespace froster::cpu {
 
-// Not yet vectorised: each declines, and the reference loops run.
+namespace rows_driver {
+
+/// Below this many elements a call runs on the calling thread: waking the pool costs more than it saves.
+inline constexpr index_t serial_elements = index_t(1) << 14;
+
+/// for_each_row, or a plain loop on the calling thread for small matrices (same per-row results either way).
+template <class RowFn>
+void run_rows(Context ctx, index_t rows, index_t cols, RowFn&& row) {
+  if (rows <= 0) return;
+  if (rows * cols < serial_elements || ctx.pool->size() == 1)
+    return dispatch(ctx.isa, [&](auto tag) {
+      for (index_t i = 0; i < rows; ++i) row(tag, i);
+    });
+  for_each_row(ctx, rows, row);
+}
+
+/// A rank-1 view the SIMD kernels can read directly.
 template <class T>
-bool copy(Context, ConstView<T>, TensorView<T>) { return false; }
+bool unit_vector(const TensorView<T>& v) {
+  return v.extent(0) <= 1 || v.stride(0) == 1;
+}
+
+/// Lowest and one-past-highest byte a rank-2 view touches (empty views give an empty range).
 template <class T>
-bool fill(Context, TensorView<T>, T) { return false; }
+std::pair<const char*, const char*> byte_range(const TensorView<T>& v) {
+  if (v.numel() == 0) return {nullptr, nullptr};
+  const char* base = reinterpret_cast<const char*>(v.data());
+  index_t lo = 0, hi = 0;
+  for (int d = 0; d < 2; ++d) {
+    const index_t reach = (v.extent(d) - 1) * v.stride(d);
+    (reach < 0 ? lo : hi) += reach;
+  }
+  return {base + lo * index_t(sizeof(T)), base + (hi + 1) * index_t(sizeof(T))};
+}
+
+template <class T, class U>
+bool overlap(const TensorView<T>& a, const TensorView<U>& b) {
+  const auto [a0, a1] = byte_range(a);
+  const auto [b0, b1] = byte_range(b);
+  return a0 != nullptr && b0 != nullptr && a0 < b1 && b0 < a1;
+}
+
+/// Per-thread scratch for LayerNorm's column partials; grows, never shrinks.
+inline std::vector<float>& scratch() {
+  thread_local std::vector<float> buffer;
+  return buffer;
+}
+
+}  // namespace rows_driver
+
+/// dst = src: one memmove per row (or one for the whole matrix when both are dense), rows over the pool. Any
+/// element type. Transposed layouts (unit row stride) are copied as their transposes; views that overlap without
+/// being the same view run the reference loops, whose element order defines the result.
 template <class T>
-bool l2_normalize_forward(Context, ConstView<T>, TensorView<T>, TensorView<T>) { return false; }
+bool copy(Context ctx, ConstView<T> src, TensorView<T> dst) {
+  if (src.numel() == 0) return true;
+  if (!rows_contiguous(src, dst)) {
+    if (rows_contiguous(src.transposed(), dst.transposed())) return copy(ctx, src.transposed(), dst.transposed());
+    return false;
+  }
+  if (src.data() == dst.data() && src.strides() == dst.strides()) return true;
+  if (rows_driver::overlap(src, dst)) return false;
+  const index_t rows = src.rows(), cols = src.cols();
+  if (src.is_contiguous() && dst.is_contiguous()) {
+    // One flat range, cut into equal chunks of at least 64 KiB.
+    const index_t n = rows * cols, chunks = std::max<index_t>(1, std::min<index_t>(ctx.pool->size(), n / 16384));
+    ctx.pool->parallel_for(chunks, [&](index_t c) {
+      const index_t begin = n * c / chunks, end = n * (c + 1) / chunks;
+      std::memcpy(dst.data() + begin, src.data() + begin, std::size_t(end - begin) * sizeof(T));
+    });
+    return true;
+  }
+  rows_driver::run_rows(ctx, rows, cols, [&](auto, index_t i) {
+    std::memcpy(&dst(i, 0), &src(i, 0), std::size_t(cols) * sizeof(T));
+  });
+  return true;
+}
+
+/// dst = value, rows over the pool. Any element type; transposed layouts are filled as their transposes.
 template <class T>
-bool l2_normalize_backward(Context, ConstView<T>, ConstView<T>, ConstView<T>, TensorView<T>) { return false; }
+bool fill(Context ctx, TensorView<T> dst, T value) {
+  if (dst.numel() == 0) return true;
+  if (!rows_contiguous(dst)) return rows_contiguous(dst.transposed()) && fill(ctx, dst.transposed(), value);
+  const index_t cols = dst.cols();
+  rows_driver::run_rows(ctx, dst.rows(), cols, [&](auto, index_t i) { std::fill_n(&dst(i, 0), cols, value); });
+  return true;
+}
+
 template <class T>
-bool cosine_forward(Context, ConstView<T>, ConstView<T>, T, TensorView<T>, TensorView<T>, TensorView<T>) { return false; }
+bool l2_normalize_forward(Context ctx, ConstView<T> x, TensorView<T> y, TensorView<T> norms) {
+  if constexpr (!std::is_same_v<T, float>) return false;
+  else {
+    if (!rows_contiguous(x, y)) return false;
+    const index_t cols = x.cols();
+    rows_driver::run_rows(ctx, x.rows(), cols, [&](auto tag, index_t i) {
+      norms(i) = l2_normalize_forward_row(tag, cols, &x(i, 0), &y(i, 0));
+    });
+    return true;
+  }
+}
+
 template <class T>
-bool cosine_backward(Context, ConstView<T>, ConstView<T>, ConstView<T>, ConstView<T>, ConstView<T>, T, T, TensorView<T>,
-                     TensorView<T>) { return false; }
+bool l2_normalize_backward(Context ctx, ConstView<T> y, ConstView<T> norms, ConstView<T> dy, TensorView<T> dx) {
+  if constexpr (!std::is_same_v<T, float>) return false;
+  else {
+    if (!rows_contiguous(y, dy, dx)) return false;
+    const index_t cols = y.cols();
+    rows_driver::run_rows(ctx, y.rows(), cols, [&](auto tag, index_t i) {
+      l2_normalize_backward_row(tag, cols, &y(i, 0), norms(i), &dy(i, 0), &dx(i, 0));
+    });
+    return true;
+  }
+}
+
 template <class T>
-bool layer_norm_forward(Context, ConstView<T>, ConstView<T>, ConstView<T>, T, TensorView<T>, TensorView<T>,
-                        TensorView<T>) { return false; }
+bool cosine_forward(Context ctx, ConstView<T> a, ConstView<T> b, T eps, TensorView<T> cos, TensorView<T> norm_a,
+                    TensorView<T> norm_b) {
+  if constexpr (!std::is_same_v<T, float>) return false;
+  else {
+    if (!rows_contiguous(a, b)) return false;
+    const index_t cols = a.cols();
+    rows_driver::run_rows(ctx, a.rows(), cols, [&](auto tag, index_t i) {
+      float na = 0, nb = 0;
+      cos(i) = cosine_forward_row(tag, cols, &a(i, 0), &b(i, 0), eps, na, nb);
+      norm_a(i) = na;
+      norm_b(i) = nb;
+    });
+    return true;
+  }
+}
+
 template <class T>
-bool layer_norm_backward(Context, ConstView<T>, ConstView<T>, ConstView<T>, ConstView<T>, ConstView<T>, TensorView<T>,
-                         TensorView<T>, TensorView<T>) { return false; }
+bool cosine_backward(Context ctx, ConstView<T> a, ConstView<T> b, ConstView<T> cos, ConstView<T> norm_a,
+                     ConstView<T> norm_b, T eps, T scale, TensorView<T> da, TensorView<T> db) {
+  if constexpr (!std::is_same_v<T, float>) return false;
+  else {
+    if (!rows_contiguous(a, b) || (!da.is_null() && !rows_contiguous(da)) || (!db.is_null() && !rows_contiguous(db)))
+      return false;
+    if (da.is_null() && db.is_null()) return true;
+    const index_t cols = a.cols();
+    rows_driver::run_rows(ctx, a.rows(), cols, [&](auto tag, index_t i) {
+      // The reference's per-row coefficients, in double (see reference::cosine_backward for the eps rule).
+      const double na = double(norm_a(i)), nb = double(norm_b(i)), c = double(cos(i));
+      const double ca = std::max(na, double(eps)), cb = std::max(nb, double(eps));
+      const double cross = double(scale) / (ca * cb);
+      const double self_a = na > 0 ? double(scale) * c / (na * ca) : 0.0;
+      const double self_b = nb > 0 ? double(scale) * c / (nb * cb) : 0.0;
+      cosine_backward_row(tag, cols, &a(i, 0), &b(i, 0), float(cross), float(self_a), float(self_b),
+                          da.is_null() ? nullptr : &da(i, 0), db.is_null() ? nullptr : &db(i, 0));
+    });
+    return true;
+  }
+}
+
 template <class T>
-bool softmax_forward(Context, ConstView<T>, T, bool, TensorView<T>) { return false; }
+bool layer_norm_forward(Context ctx, ConstView<T> x, ConstView<T> gamma, ConstView<T> beta, T eps, TensorView<T> y,
+                        TensorView<T> mean, TensorView<T> rstd) {
+  if constexpr (!std::is_same_v<T, float>) return false;
+  else {
+    if (!rows_contiguous(x, y) || !rows_driver::unit_vector(gamma) || !rows_driver::unit_vector(beta)) return false;
+    const index_t cols = x.cols();
+    if (cols == 0) return false;  // mean of nothing: the reference's NaN
+    rows_driver::run_rows(ctx, x.rows(), cols, [&](auto tag, index_t i) {
+      float m = 0, r = 0;
+      layer_norm_forward_row(tag, cols, &x(i, 0), gamma.data(), beta.data(), eps, &y(i, 0), m, r);
+      mean(i) = m;
+      rstd(i) = r;
+    });
+    return true;
+  }
+}
+
+/// dx per row as the reference; dgamma += sum_i dy xhat and dbeta += sum_i dy reduce over fixed blocks of
+/// `block_rows` rows: each block sums its rows in order into its own partials, then every column adds the
+/// blocks' partials in block order. Neither depends on the thread count, so the result is bitwise the same on
+/// any pool.
 template <class T>
-bool softmax_backward(Context, ConstView<T>, ConstView<T>, T, TensorView<T>) { return false; }
+bool layer_norm_backward(Context ctx, ConstView<T> x, ConstView<T> gamma, ConstView<T> mean, ConstView<T> rstd,
+                         ConstView<T> dy, TensorView<T> dx, TensorView<T> dgamma, TensorView<T> dbeta) {
+  if constexpr (!std::is_same_v<T, float>) return false;
+  else {
+    if (!rows_contiguous(x, dy, dx) || !rows_driver::unit_vector(gamma)) return false;
+    const index_t rows = x.rows(), cols = x.cols();
+    if (rows == 0 || cols == 0) return true;
+    constexpr index_t block_rows = 32, chunk_cols = 256;
+    const index_t blocks = (rows + block_rows - 1) / block_rows;
+    const index_t pitch = (cols + 15) / 16 * 16;  // partial rows start 64-byte aligned
+    std::vector<float>& part = rows_driver::scratch();
+    if (part.size() < std::size_t(2 * blocks * pitch)) part.resize(std::size_t(2 * blocks * pitch));
+    float* const dg_part = part.data();
+    float* const db_part = part.data() + blocks * pitch;
+    const bool parallel = rows * cols >= rows_driver::serial_elements && ctx.pool->size() > 1;
+    dispatch(ctx.isa, [&](auto tag) {
+      auto block = [&](index_t b) {
+        float* dg = dg_part + b * pitch;
+        float* db = db_part + b * pitch;
+        std::fill_n(dg, cols, 0.0f);
+        std::fill_n(db, cols, 0.0f);
+        for (index_t i = b * block_rows, end = std::min(rows, i + block_rows); i < end; ++i)
+          layer_norm_backward_row(tag, cols, &x(i, 0), gamma.data(), mean(i), rstd(i), &dy(i, 0), &dx(i, 0), dg, db);
+      };
+      if (parallel) ctx.pool->parallel_for(blocks, [&](index_t b) { block(b); });  // parallel_for takes no lvalue functor
+      else
+        for (index_t b = 0; b < blocks; ++b) block(b);
+      // The blocks' partials, summed in block order on the calling thread: a small fraction of the work (2 cols
+      // adds per block of block_rows rows), not worth a second wake-up of the pool.
+      for (index_t begin = 0; begin < cols; begin += chunk_cols) {
+        const index_t n = std::min(chunk_cols, cols - begin);
+        float dg_sum[chunk_cols], db_sum[chunk_cols];
+        sum_blocks(tag, n, blocks, dg_part + begin, pitch, dg_sum);
+        sum_blocks(tag, n, blocks, db_part + begin, pitch, db_sum);
+        for (index_t j = 0; j < n; ++j) {
+          dgamma(begin + j) += dg_sum[j];
+          dbeta(begin + j) += db_sum[j];
+        }
+      }
+    });
+    return true;
+  }
+}
+
 template <class T>
-bool log_softmax_forward(Context, ConstView<T>, T, TensorView<T>) { return false; }
+bool softmax_forward(Context ctx, ConstView<T> x, T scale, bool causal, TensorView<T> y) {
+  if constexpr (!std::is_same_v<T, float>) return false;
+  else {
+    if (!rows_contiguous(x, y)) return false;
+    const index_t cols = x.cols();
+    if (cols == 0) return true;
+    rows_driver::run_rows(ctx, x.rows(), cols, [&](auto tag, index_t i) {
+      softmax_forward_row(tag, cols, causal ? i % cols + 1 : cols, &x(i, 0), scale, &y(i, 0));
+    });
+    return true;
+  }
+}
+
+template <class T>
+bool softmax_backward(Context ctx, ConstView<T> y, ConstView<T> dy, T scale, TensorView<T> dx) {
+  if constexpr (!std::is_same_v<T, float>) return false;
+  else {
+    if (!rows_contiguous(y, dy, dx)) return false;
+    const index_t cols = y.cols();
+    rows_driver::run_rows(ctx, y.rows(), cols, [&](auto tag, index_t i) {
+      softmax_backward_row(tag, cols, &y(i, 0), &dy(i, 0), scale, &dx(i, 0));
+    });
+    return true;
+  }
+}
+
+template <class T>
+bool log_softmax_forward(Context ctx, ConstView<T> x, T scale, TensorView<T> y) {
+  if constexpr (!std::is_same_v<T, float>) return false;
+  else {
+    if (!rows_contiguous(x, y)) return false;
+    const index_t cols = x.cols();
+    if (cols == 0) return true;
+    rows_driver::run_rows(ctx, x.rows(), cols, [&](auto tag, index_t i) {
+      log_softmax_forward_row(tag, cols, &x(i, 0), scale, &y(i, 0));
+    });
+    return true;
+  }
+}
 
 }  // namespace froster::cpu

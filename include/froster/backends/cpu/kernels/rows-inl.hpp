@@ -1,0 +1,247 @@
+// Row kernels (L2 normalisation, cosine, LayerNorm, softmax, log-softmax), written once against the SIMD
+// vocabulary and compiled per ISA by ../kernels.hpp (no include guard). Each works on one row of `n` contiguous
+// floats; ../rows.hpp splits rows over threads. Semantics are those of the reference kernels
+// (reference/rows.hpp, reference/normalization.hpp, reference/losses.hpp). Sums run in fp32 with several
+// accumulators. Per-row scalars (mean, rstd, norms, 1/sum) are fp32 too, with 1/n multiplied: each row's passes
+// wait on that scalar chain, and on short rows (77, 197 columns) its latency is a good part of the time. Cosine
+// keeps double for its norm product, which would overflow fp32 for norms above ~1e19.
+
+namespace rows_detail {
+
+/// Lanes [0, n) of v, the others exactly zero (a mask, not a product: NaN in dropped lanes does not leak). A
+/// template so that only this level's branch is instantiated.
+template <class V>
+inline V keep_first(V v, index_t n) {
+  if constexpr (lanes == 1) {
+    return n > 0 ? v : V(0);
+#if FROSTER_CPU_X86_KERNELS
+  } else if constexpr (lanes == 8) {
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_and_ps(v, _mm256_castsi256_ps(m));
+  } else {
+    return _mm512_maskz_mov_ps(__mmask16((1u << unsigned(n)) - 1u), v);
+#endif
+  }
+}
+
+/// One full lane group of a row, at column j. Kernels written against ld/st/keep serve full groups and the tail.
+struct Group {
+  index_t j;
+  vf ld(const float* p) const { return load(p + j); }
+  void st(float* p, vf v) const { store(p + j, v); }
+  vf keep(vf v) const { return v; }
+};
+
+/// The last, partial lane group: columns [j, j + n), n < lanes. Loads give zero past the row; keep zeroes
+/// lanes past the row of a computed value whose zero-input lanes are not zero (exp(0 - max), (0 - mean)^2).
+struct Tail {
+  index_t j, n;
+  vf ld(const float* p) const { return load_partial(p + j, n); }
+  void st(float* p, vf v) const { store_partial(p + j, v, n); }
+  vf keep(vf v) const { return keep_first(v, n); }
+};
+
+/// K sums over the row's lane groups: step(acc, group) adds the group's K terms into acc[0..K). U interleaved
+/// accumulator sets hide the add latency (and shorten the fp32 summation chains).
+template <int K, int U = 4, class Step>
+inline std::array<float, K> row_sums(index_t n, Step&& step) {
+  vf acc[U][K];  // plain arrays: std::array<__m256> would drop the vector type's alignment attribute
+  for (auto& a : acc)
+    for (auto& v : a) v = zero();
+  index_t j = 0;
+  for (; j + U * lanes <= n; j += U * lanes)
+    [&]<int... u>(std::integer_sequence<int, u...>) {
+      (step(acc[u], Group{j + u * lanes}), ...);
+    }(std::make_integer_sequence<int, U>{});
+  // Fewer than U full groups remain, then maybe a tail: each into its own accumulator set, indices constant so
+  // that the accumulators stay in registers.
+  [&]<int... u>(std::integer_sequence<int, u...>) {
+    ((j + lanes <= n ? (step(acc[u], Group{j}), j += lanes) : j), ...);
+  }(std::make_integer_sequence<int, U - 1>{});
+  if (j < n) step(acc[U - 1], Tail{j, n - j});
+  std::array<float, K> out;
+  for (int k = 0; k < K; ++k) {
+    vf s = acc[0][k];
+    for (int u = 1; u < U; ++u) s = add(s, acc[u][k]);
+    out[std::size_t(k)] = reduce_add(s);
+  }
+  return out;
+}
+
+/// f(group) for every lane group of the row (elementwise passes).
+template <class F>
+inline void row_groups(index_t n, F&& f) {
+  index_t j = 0;
+  for (; j + lanes <= n; j += lanes) f(Group{j});
+  if (j < n) f(Tail{j, n - j});
+}
+
+/// max_j scale * x[j] over n >= 1 columns. NaN may or may not survive here: callers detect it afterwards.
+inline float row_max_scaled(index_t n, const float* x, float scale) {
+  if (n < lanes) {
+    float m = -INFINITY;
+    for (index_t j = 0; j < n; ++j) m = std::max(m, scale * x[j]);
+    return m;
+  }
+  const vf vs = set1(scale);
+  vf m0 = mul(vs, load(x)), m1 = m0;
+  index_t j = lanes;
+  for (; j + 2 * lanes <= n; j += 2 * lanes) {
+    m0 = max(m0, mul(vs, load(x + j)));
+    m1 = max(m1, mul(vs, load(x + j + lanes)));
+  }
+  if (j + lanes <= n) {
+    m0 = max(m0, mul(vs, load(x + j)));
+    j += lanes;
+  }
+  if (j < n) m1 = max(m1, mul(vs, load(x + n - lanes)));  // overlaps the previous group: max is idempotent
+  return reduce_max(max(m0, m1));
+}
+
+/// sum_j exp(scale x[j] - mx) over the row, and a probe that is NaN iff some exponent is NaN (NaN in x, or an
+/// infinite maximum: then the reference result is NaN too). The vocabulary's exp clamps its argument, so the sum
+/// alone would hide NaN. When `out` is given, the exponentials are stored there.
+inline std::array<float, 2> sum_exp(index_t n, const float* x, float scale, float mx, float* out) {
+  const vf vs = set1(scale), vnm = set1(-mx);
+  // Two accumulator sets: exp's throughput, not the adds' latency, bounds this loop, and four would spill.
+  return row_sums<2, 2>(n, [&](auto& acc, auto g) {
+    const vf t = g.keep(fmadd(vs, g.ld(x), vnm));
+    const vf e = exp(t);
+    if (out != nullptr) g.st(out, e);
+    acc[0] = add(acc[0], g.keep(e));
+    acc[1] = add(acc[1], t);
+  });
+}
+
+}  // namespace rows_detail
+
+/// y = x / ||x||; returns ||x||. A zero row gives 0 * inf = NaN, as the reference.
+inline float l2_normalize_forward_row(Tag, index_t n, const float* x, float* y) {
+  const auto [ss] = rows_detail::row_sums<1>(n, [&](auto& acc, auto g) {
+    const vf v = g.ld(x);
+    acc[0] = fmadd(v, v, acc[0]);
+  });
+  const float norm = std::sqrt(ss);
+  const vf inv = set1(1.0f / norm);
+  rows_detail::row_groups(n, [&](auto g) { g.st(y, mul(g.ld(x), inv)); });
+  return norm;
+}
+
+/// dx = (dy - y <y, dy>) / norm.
+inline void l2_normalize_backward_row(Tag, index_t n, const float* y, float norm, const float* dy, float* dx) {
+  const auto [proj] = rows_detail::row_sums<1>(n, [&](auto& acc, auto g) { acc[0] = fmadd(g.ld(y), g.ld(dy), acc[0]); });
+  const vf vp = set1(proj), inv = set1(1.0f / norm);
+  rows_detail::row_groups(n, [&](auto g) { g.st(dx, mul(fnmadd(g.ld(y), vp, g.ld(dy)), inv)); });
+}
+
+/// cos = <a, b> / (max(||a||, eps) max(||b||, eps)); writes the unclamped norms.
+inline float cosine_forward_row(Tag, index_t n, const float* a, const float* b, float eps, float& norm_a,
+                                float& norm_b) {
+  const auto [ab, aa, bb] = rows_detail::row_sums<3, 2>(n, [&](auto& acc, auto g) {
+    const vf va = g.ld(a), vb = g.ld(b);
+    acc[0] = fmadd(va, vb, acc[0]);
+    acc[1] = fmadd(va, va, acc[1]);
+    acc[2] = fmadd(vb, vb, acc[2]);
+  });
+  const double na = std::sqrt(double(aa)), nb = std::sqrt(double(bb));
+  norm_a = float(na);
+  norm_b = float(nb);
+  return float(double(ab) / (std::max(na, double(eps)) * std::max(nb, double(eps))));
+}
+
+/// da = cross b - self_a a, db = cross a - self_b b (the per-row coefficients come from the driver); a null
+/// output is skipped.
+inline void cosine_backward_row(Tag, index_t n, const float* a, const float* b, float cross, float self_a,
+                                float self_b, float* da, float* db) {
+  const vf vc = set1(cross), vsa = set1(self_a), vsb = set1(self_b);
+  rows_detail::row_groups(n, [&](auto g) {
+    const vf va = g.ld(a), vb = g.ld(b);
+    if (da != nullptr) g.st(da, fnmadd(vsa, va, mul(vc, vb)));
+    if (db != nullptr) g.st(db, fnmadd(vsb, vb, mul(vc, va)));
+  });
+}
+
+/// y = (x - mean) rstd gamma + beta. The variance is the corrected two-pass form: mean first, then
+/// sum (x - m)^2 - (sum (x - m))^2 / n around it, which also refines the mean; never E[x^2] - E[x]^2.
+inline void layer_norm_forward_row(Tag, index_t n, const float* x, const float* gamma, const float* beta, float eps,
+                                   float* y, float& mean, float& rstd) {
+  const auto [s] = rows_detail::row_sums<1>(n, [&](auto& acc, auto g) { acc[0] = add(acc[0], g.ld(x)); });
+  // Per-row scalars in float with 1/n multiplied, not divided: the row's passes wait on this chain.
+  const float inv_n = 1.0f / float(n);
+  const float m0 = s * inv_n;
+  const vf vm0 = set1(m0);
+  const auto [sd, ssd] = rows_detail::row_sums<2>(n, [&](auto& acc, auto g) {
+    const vf d = g.keep(sub(g.ld(x), vm0));
+    acc[0] = add(acc[0], d);
+    acc[1] = fmadd(d, d, acc[1]);
+  });
+  const float dm = sd * inv_n;
+  const float var = std::max(0.0f, (ssd - sd * dm) * inv_n);
+  const float r = 1.0f / std::sqrt(var + eps);
+  // (x - m0) is exact for x near m0 (Sterbenz), so subtracting m0 and the small correction dm separately keeps
+  // digits that x - float(m0 + dm) would round away when |mean| >> std.
+  const vf vdm = set1(dm), vr = set1(r);
+  rows_detail::row_groups(n, [&](auto g) {
+    g.st(y, fmadd(mul(sub(sub(g.ld(x), vm0), vdm), vr), g.ld(gamma), g.ld(beta)));
+  });
+  mean = m0 + dm;
+  rstd = r;
+}
+
+/// dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy gamma; adds dy xhat into dgamma_part and dy into
+/// dbeta_part (the row block's column partials; the driver reduces the blocks in a fixed order).
+inline void layer_norm_backward_row(Tag, index_t n, const float* x, const float* gamma, float mean, float rstd,
+                                    const float* dy, float* dx, float* dgamma_part, float* dbeta_part) {
+  const vf vm = set1(mean), vr = set1(rstd);
+  const auto [sg, sgx] = rows_detail::row_sums<2, 2>(n, [&](auto& acc, auto g) {  // a long body: 2 sets suffice
+    const vf d = g.ld(dy), xhat = g.keep(mul(sub(g.ld(x), vm), vr));
+    const vf gv = mul(d, g.ld(gamma));
+    acc[0] = add(acc[0], gv);
+    acc[1] = fmadd(gv, xhat, acc[1]);
+    g.st(dgamma_part, fmadd(d, xhat, g.ld(dgamma_part)));
+    g.st(dbeta_part, add(g.ld(dbeta_part), d));
+  });
+  const float inv_n = 1.0f / float(n);
+  const vf g_mean = set1(sg * inv_n), gx_mean = set1(sgx * inv_n);
+  rows_detail::row_groups(n, [&](auto g) {
+    const vf xhat = mul(sub(g.ld(x), vm), vr);
+    g.st(dx, mul(vr, fnmadd(xhat, gx_mean, sub(mul(g.ld(dy), g.ld(gamma)), g_mean))));
+  });
+}
+
+/// out[j] = sum over blocks b of part[b * pitch + j], in block order, for the n columns of one chunk.
+inline void sum_blocks(Tag, index_t n, index_t blocks, const float* part, index_t pitch, float* out) {
+  rows_detail::row_groups(n, [&](auto g) {
+    vf s = g.ld(part);
+    for (index_t b = 1; b < blocks; ++b) s = add(s, g.ld(part + b * pitch));
+    g.st(out, s);
+  });
+}
+
+/// y[0, visible) = softmax(scale x[0, visible)), y[visible, n) = 0. x may be y.
+inline void softmax_forward_row(Tag, index_t n, index_t visible, const float* x, float scale, float* y) {
+  const float mx = rows_detail::row_max_scaled(visible, x, scale);
+  const auto [sum, probe] = rows_detail::sum_exp(visible, x, scale, mx, y);
+  const vf inv = set1(std::isnan(probe) ? NAN : 1.0f / sum);
+  rows_detail::row_groups(visible, [&](auto g) { g.st(y, mul(g.ld(y), inv)); });
+  index_t j = visible;
+  for (; j + lanes <= n; j += lanes) store(y + j, zero());
+  if (j < n) store_partial(y + j, zero(), n - j);
+}
+
+/// dx = scale y (dy - <y, dy>).
+inline void softmax_backward_row(Tag, index_t n, const float* y, const float* dy, float scale, float* dx) {
+  const auto [dot] = rows_detail::row_sums<1>(n, [&](auto& acc, auto g) { acc[0] = fmadd(g.ld(y), g.ld(dy), acc[0]); });
+  const vf vs = set1(scale), vd = set1(dot);
+  rows_detail::row_groups(n, [&](auto g) { g.st(dx, mul(mul(vs, g.ld(y)), sub(g.ld(dy), vd))); });
+}
+
+/// y = scale x - logsumexp(scale x), formed as (scale x - max) - log(sum exp(scale x - max)) so that no large
+/// terms cancel. x may be y.
+inline void log_softmax_forward_row(Tag, index_t n, const float* x, float scale, float* y) {
+  const float mx = rows_detail::row_max_scaled(n, x, scale);
+  const auto [sum, probe] = rows_detail::sum_exp(n, x, scale, mx, nullptr);
+  const vf vs = set1(scale), vnm = set1(-mx);
+  const vf lse = set1(std::isnan(probe) ? NAN : std::log(sum));
+  rows_detail::row_groups(n, [&](auto g) { g.st(y, sub(fmadd(vs, g.ld(x), vnm), lse)); });
+}
