@@ -13,17 +13,14 @@
 // beyond its inputs and outputs: the fused kernel's workspace (cpu::attention_workspace_bytes), the composition's
 // saved probabilities (batch * heads * tokens * keys floats) plus its per-thread score buffer.
 
-// froster first: kernels.hpp includes <immintrin.h> with GCC 12's false -Wmaybe-uninitialized reports of the AVX-512
-// intrinsics switched off, which only holds when it is the first to include it (Eigen includes it too).
-#include <froster/core/random.hpp>
-#include <froster/cpu.hpp>
-
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <froster/core/random.hpp>
+#include <froster/cpu.hpp>
 #include <limits>
 #include <string>
 #include <vector>

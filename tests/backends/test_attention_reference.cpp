@@ -26,7 +26,8 @@ struct PackedQkv {
   Tensor<T> storage;
   TensorView<T> q, k, v;
 
-  PackedQkv(index_t rows, index_t width, std::uint64_t seed) : storage(test::random_tensor<T>({rows, 3 * width}, seed)) {
+  PackedQkv(index_t rows, index_t width, std::uint64_t seed)
+      : storage(test::random_tensor<T>({rows, 3 * width}, seed)) {
     auto s = storage.view();
     q = TensorView<T>(s.data(), {rows, width}, {3 * width, 1});
     k = TensorView<T>(s.data() + width, {rows, width}, {3 * width, 1});
@@ -134,8 +135,8 @@ TEST_CASE("reference attention matches PyTorch in fp32", "[attention][parity]") 
   }
   const auto qkv = fx.f32(prefix + "/qkv");
   const index_t rows = qkv.rows(), width = qkv.cols() / 3;
-  const ConstView<float> q(qkv.data(), {rows, width}, {3 * width, 1}), k(qkv.data() + width, {rows, width}, {3 * width, 1}),
-      v(qkv.data() + 2 * width, {rows, width}, {3 * width, 1});
+  const ConstView<float> q(qkv.data(), {rows, width}, {3 * width, 1}),
+      k(qkv.data() + width, {rows, width}, {3 * width, 1}), v(qkv.data() + 2 * width, {rows, width}, {3 * width, 1});
   const auto scale = float(fx.f64(prefix + "/scale")(0));
   const ReferenceBackend backend;
   auto out = Tensor<float>::host({rows, width}), lse = Tensor<float>::host({rows, spec.heads});

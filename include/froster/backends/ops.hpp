@@ -33,7 +33,7 @@ enum class AttentionMask : std::uint8_t {
 
 /// What `temporal_neighbours` does at a clip's first and last frame, where a neighbour frame is missing.
 enum class TemporalPadding : std::uint8_t {
-  zero_keys,  ///< The missing frame is `tokens` keys and values of zeros that still enter the softmax (score 0, value 0).
+  zero_keys,  ///< The missing frame is `tokens` zero keys and values that still enter the softmax (score 0, value 0).
   masked,     ///< The missing frame is left out: the first and last frames see 2 * tokens keys.
 };
 
@@ -140,10 +140,10 @@ void attention_spec(std::string_view op, const AttentionSpec& spec, const Tensor
                         " is not a multiple of frames = ", spec.frames, " (expected batch = clips * frames)");
   }
   matrix(op, "q", q);
-  require<ShapeError>(q.rows() / spec.tokens == spec.batch && q.rows() % spec.tokens == 0, op, ": q must have batch * tokens = ",
-                      spec.batch, " * ", spec.tokens, " rows, got ", q);
-  require<ShapeError>(q.cols() > 0 && q.cols() % spec.heads == 0, op, ": q must have heads * head_dim columns with heads = ",
-                      spec.heads, ", got ", q);
+  require<ShapeError>(q.rows() / spec.tokens == spec.batch && q.rows() % spec.tokens == 0, op,
+                      ": q must have batch * tokens = ", spec.batch, " * ", spec.tokens, " rows, got ", q);
+  require<ShapeError>(q.cols() > 0 && q.cols() % spec.heads == 0, op,
+                      ": q must have heads * head_dim columns with heads = ", spec.heads, ", got ", q);
 }
 
 }  // namespace check

@@ -4,11 +4,12 @@
 /// for cases it does not take (fp64, rows that are not contiguous); the backend then runs the reference loops.
 /// Arguments arrive checked.
 ///
-/// Work and memory: the forward pass splits (sequence, head, block of attn_br queries) over the pool; the backward
-/// pass splits (group, head), a group being one sequence, or one clip's frames for temporal_neighbours (they share
-/// keys). Each worker gets one workspace slab for the whole call, whose size does not depend on the token count in
-/// the forward pass and grows with `frames * tokens` floats (the per-row D of FlashAttention-2) in the backward
-/// pass: no [tokens x tokens] score matrix is ever allocated. `attention_workspace_bytes` is that allocation.
+/// Work and memory: the forward pass splits (sequence, head) over the pool, and a pair's queries into ranges of query
+/// blocks when there are too few pairs to keep the pool busy; the backward pass splits (group, head), a group being
+/// one sequence, or one clip's frames for temporal_neighbours (they share keys). Each worker gets one workspace slab
+/// for the whole call: fixed-size tiles plus, in the forward pass, one head's keys and values (2 * keys * head_dim
+/// floats) and, in the backward pass, `frames * tokens` floats (the per-row D of FlashAttention-2). Linear in tokens:
+/// no [tokens x keys] score matrix is ever allocated. `attention_workspace_bytes` is that allocation.
 
 #include <algorithm>
 #include <cstddef>
@@ -40,9 +41,11 @@ inline index_t attention_backward_groups(const AttentionSpec& spec) {
 inline std::size_t attention_workspace_bytes(Context ctx, const AttentionSpec& spec, index_t head_dim,
                                              bool backward) {
   return dispatch(ctx.isa, [&](auto tag) {
-    const index_t tasks = backward ? detail::attention_backward_groups(spec) * spec.heads
-                                   : spec.batch * spec.heads * detail::attention_forward_splits(ctx, spec, attn_br_of(tag));
-    const index_t floats = detail::attention_workers(ctx, tasks) * attention_workspace_floats(tag, spec, head_dim, backward);
+    const index_t tasks =
+        backward ? detail::attention_backward_groups(spec) * spec.heads
+                 : spec.batch * spec.heads * detail::attention_forward_splits(ctx, spec, attn_br_of(tag));
+    const index_t floats =
+        detail::attention_workers(ctx, tasks) * attention_workspace_floats(tag, spec, head_dim, backward);
     return std::size_t(floats) * sizeof(float);
   });
 }
@@ -64,11 +67,16 @@ bool attention_forward(Context ctx, ConstView<T> q, ConstView<T> k, ConstView<T>
       const index_t slab = attention_workspace_floats(tag, spec, d, false);
       Tensor<float> workspace = Tensor<float>::host({workers, slab});
       // Worker w takes tasks [w * tasks / workers, (w + 1) * tasks / workers): the pool's own static split, with
-      // one slab per worker. Tasks are ordered (sequence, head, range of query blocks).
+      // one slab per worker. Tasks are (sequence, head, range of query blocks), the range varying fastest.
       ctx.pool->parallel_for(workers, [&](index_t w) {
         float* ws = workspace.data() + w * slab;
         for (index_t task = tasks * w / workers, end = tasks * (w + 1) / workers; task < end; ++task) {
-          const index_t split = task % splits, h = (task / splits) % spec.heads, b = task / (splits * spec.heads);
+          const index_t split = task % splits, pair = task / splits;
+          // Temporal neighbours: a head's frames in a row, so that the next frame finds two of its three frames'
+          // keys and values in cache. Otherwise a sequence's heads in a row, which share the rows of q, k, v.
+          const bool by_head = spec.mask == AttentionMask::temporal_neighbours;
+          const index_t h = by_head ? pair / spec.batch : pair % spec.heads;
+          const index_t b = by_head ? pair % spec.batch : pair / spec.heads;
           const index_t t_begin = blocks * split / splits * br;
           const index_t t_end = std::min(spec.tokens, blocks * (split + 1) / splits * br);
           attention_forward_rows(tag, q, k, v, spec, scale, out, lse, b, h, t_begin, t_end, ws);

@@ -106,7 +106,33 @@ inline void attn_pack_transposed(index_t rows, index_t d, const float* src, inde
   for (index_t j0 = 0; j0 < rows; j0 += chunk) {
     const index_t j1 = attn_min(rows, j0 + chunk);
     for (index_t j = j1; j < attn_min(rows, j1 + chunk); ++j) attn_prefetch_row(src + j * ld_src, d);
-    for (index_t c = 0; c < d; ++c)
+    index_t c_done = 0;
+#if FROSTER_CPU_X86_KERNELS
+    if constexpr (isa != Isa::scalar) {  // 8 x 8 blocks through AVX2 shuffles (AVX-512 has them too)
+      if (j1 - j0 == chunk) {
+        for (; c_done + 8 <= d; c_done += 8)
+          for (index_t jb = j0; jb < j1; jb += 8) {
+            __m256 r[8], t[8];
+            for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + (jb + i) * ld_src + c_done);
+            for (int i = 0; i < 8; i += 2) {
+              t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+              t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (int i = 0; i < 8; i += 4) {
+              r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+              r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+              r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+              r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+            }
+            for (int i = 0; i < 4; ++i) {
+              _mm256_storeu_ps(dst + (c_done + i) * ld + jb, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+              _mm256_storeu_ps(dst + (c_done + i + 4) * ld + jb, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+            }
+          }
+      }
+    }
+#endif
+    for (index_t c = c_done; c < d; ++c)
       for (index_t j = j0; j < j1; ++j) dst[c * ld + j] = src[j * ld_src + c];
   }
   for (index_t c = 0; c < d; ++c)
@@ -216,7 +242,8 @@ inline void attention_forward_rows(Tag, ConstView<float> q, ConstView<float> k, 
         float block_max = reduce_max(vmax);
         for (; j < visible; ++j) block_max = sr[j] > block_max ? sr[j] : block_max;
         const float m_new = block_max > m[r] ? block_max : m[r];
-        const float rescale = std::exp(m[r] - m_new);  // 0 on the first block without zero keys (m = -inf)
+        // 0 on the first block without zero keys (m = -inf); 1, without calling exp, while the maximum holds.
+        const float rescale = m_new == m[r] ? 1.0f : std::exp(m[r] - m_new);
         l[r] = l[r] * rescale + attn_exp_row(visible, bc, m_new, sr);
         if (rescale != 1.0f && m[r] != -INFINITY) attn_scale_row(d, rescale, o + r * d);
         m[r] = m_new;

@@ -8,10 +8,20 @@
 
 namespace rows_detail {
 
+// The helpers below take the kernels' loop bodies as lambdas. They must inline into each kernel: out of line, the
+// body's vector constants live in the closure, in memory, and are reloaded after every store (__m256 may alias).
+#ifndef FROSTER_ROWS_INLINE
+#if defined(__GNUC__)
+#define FROSTER_ROWS_INLINE [[gnu::always_inline]] inline
+#else
+#define FROSTER_ROWS_INLINE inline
+#endif
+#endif
+
 /// Lanes [0, n) of v, the others exactly zero (a mask, not a product: NaN in dropped lanes does not leak). A
 /// template so that only this level's branch is instantiated.
 template <class V>
-inline V keep_first(V v, index_t n) {
+FROSTER_ROWS_INLINE V keep_first(V v, index_t n) {
   if constexpr (lanes == 1) {
     return n > 0 ? v : V(0);
 #if FROSTER_CPU_X86_KERNELS
@@ -44,10 +54,13 @@ struct Tail {
 /// K sums over the row's lane groups: step(acc, group) adds the group's K terms into acc[0..K). U interleaved
 /// accumulator sets hide the add latency (and shorten the fp32 summation chains).
 template <int K, int U = 4, class Step>
-inline std::array<float, K> row_sums(index_t n, Step&& step) {
-  vf acc[U][K];  // plain arrays: std::array<__m256> would drop the vector type's alignment attribute
-  for (auto& a : acc)
-    for (auto& v : a) v = zero();
+FROSTER_ROWS_INLINE std::array<float, K> row_sums(index_t n, Step&& step) {
+  // Plain arrays (std::array<__m256> would drop the vector type's alignment attribute), touched with constant
+  // indices only, so that they live in registers: a loop here becomes a memset of the stack copy.
+  vf acc[U][K];
+  [&]<int... i>(std::integer_sequence<int, i...>) {
+    ((acc[i / K][i % K] = zero()), ...);
+  }(std::make_integer_sequence<int, U * K>{});
   index_t j = 0;
   for (; j + U * lanes <= n; j += U * lanes)
     [&]<int... u>(std::integer_sequence<int, u...>) {
@@ -70,14 +83,14 @@ inline std::array<float, K> row_sums(index_t n, Step&& step) {
 
 /// f(group) for every lane group of the row (elementwise passes).
 template <class F>
-inline void row_groups(index_t n, F&& f) {
+FROSTER_ROWS_INLINE void row_groups(index_t n, F&& f) {
   index_t j = 0;
   for (; j + lanes <= n; j += lanes) f(Group{j});
   if (j < n) f(Tail{j, n - j});
 }
 
 /// max_j scale * x[j] over n >= 1 columns. NaN may or may not survive here: callers detect it afterwards.
-inline float row_max_scaled(index_t n, const float* x, float scale) {
+FROSTER_ROWS_INLINE float row_max_scaled(index_t n, const float* x, float scale) {
   if (n < lanes) {
     float m = -INFINITY;
     for (index_t j = 0; j < n; ++j) m = std::max(m, scale * x[j]);
@@ -101,7 +114,7 @@ inline float row_max_scaled(index_t n, const float* x, float scale) {
 /// sum_j exp(scale x[j] - mx) over the row, and a probe that is NaN iff some exponent is NaN (NaN in x, or an
 /// infinite maximum: then the reference result is NaN too). The vocabulary's exp clamps its argument, so the sum
 /// alone would hide NaN. When `out` is given, the exponentials are stored there.
-inline std::array<float, 2> sum_exp(index_t n, const float* x, float scale, float mx, float* out) {
+FROSTER_ROWS_INLINE std::array<float, 2> sum_exp(index_t n, const float* x, float scale, float mx, float* out) {
   const vf vs = set1(scale), vnm = set1(-mx);
   // Two accumulator sets: exp's throughput, not the adds' latency, bounds this loop, and four would spill.
   return row_sums<2, 2>(n, [&](auto& acc, auto g) {
