@@ -7,33 +7,16 @@
 #include <cmath>
 #include <string>
 
-#include "support/fixtures.hpp"
+#include "support/attention.hpp"
 #include "support/gradcheck.hpp"
 #include "support/random.hpp"
 #include "support/tolerance.hpp"
 
 using namespace froster;
-using froster::test::Fixture;
-using froster::test::fixture_path;
+using froster::test::PackedQkv;
 namespace tol = froster::test::tol;
 
 namespace {
-
-/// q, k, v as the column thirds of one packed projection [rows, 3 * width] (row stride 3 * width), as the ViT's
-/// fused QKV projection produces them.
-template <class T>
-struct PackedQkv {
-  Tensor<T> storage;
-  TensorView<T> q, k, v;
-
-  PackedQkv(index_t rows, index_t width, std::uint64_t seed)
-      : storage(test::random_tensor<T>({rows, 3 * width}, seed)) {
-    auto s = storage.view();
-    q = TensorView<T>(s.data(), {rows, width}, {3 * width, 1});
-    k = TensorView<T>(s.data() + width, {rows, width}, {3 * width, 1});
-    v = TensorView<T>(s.data() + 2 * width, {rows, width}, {3 * width, 1});
-  }
-};
 
 struct Case {
   std::string name;
@@ -122,34 +105,10 @@ TEST_CASE("attention masks have their closed forms when every score is zero", "[
 }
 
 TEST_CASE("reference attention matches PyTorch in fp32", "[attention][parity]") {
-  const Fixture fx(fixture_path("attention.fxt"));
-  const std::string prefix = GENERATE(as<std::string>{}, "full", "causal", "temporal_zero_keys", "temporal_masked");
-  CAPTURE(prefix);
-  auto scalar = [&](const char* name) { return fx.i64(prefix + "/" + name)(0); };
-  AttentionSpec spec{.batch = scalar("batch"), .tokens = scalar("tokens"), .heads = scalar("heads")};
-  if (prefix == "causal") spec.mask = AttentionMask::causal;
-  if (prefix.rfind("temporal", 0) == 0) {
-    spec.mask = AttentionMask::temporal_neighbours;
-    spec.frames = scalar("frames");
-    spec.padding = prefix == "temporal_masked" ? TemporalPadding::masked : TemporalPadding::zero_keys;
-  }
-  const auto qkv = fx.f32(prefix + "/qkv");
-  const index_t rows = qkv.rows(), width = qkv.cols() / 3;
-  const ConstView<float> q(qkv.data(), {rows, width}, {3 * width, 1}),
-      k(qkv.data() + width, {rows, width}, {3 * width, 1}), v(qkv.data() + 2 * width, {rows, width}, {3 * width, 1});
-  const auto scale = float(fx.f64(prefix + "/scale")(0));
-  const ReferenceBackend backend;
-  auto out = Tensor<float>::host({rows, width}), lse = Tensor<float>::host({rows, spec.heads});
-  backend.attention_forward(q, k, v, spec, scale, out.view(), lse.view());
-  FROSTER_REQUIRE_CLOSE(out.cview(), fx.f32(prefix + "/out"), tol::pytorch_fp32);
-  FROSTER_REQUIRE_CLOSE(lse.cview(), fx.f32(prefix + "/lse"), tol::pytorch_fp32);
-  auto dq = Tensor<float>::host({rows, width}), dk = Tensor<float>::host({rows, width}),
-       dv = Tensor<float>::host({rows, width});
-  backend.attention_backward(q, k, v, out.cview(), lse.cview(), fx.f32(prefix + "/dout"), spec, scale, dq.view(),
-                             dk.view(), dv.view());
-  FROSTER_REQUIRE_CLOSE(dq.cview(), fx.f32(prefix + "/dq"), tol::pytorch_fp32);
-  FROSTER_REQUIRE_CLOSE(dk.cview(), fx.f32(prefix + "/dk"), tol::pytorch_fp32);
-  FROSTER_REQUIRE_CLOSE(dv.cview(), fx.f32(prefix + "/dv"), tol::pytorch_fp32);
+  const std::string name = GENERATE(from_range(std::begin(test::attention_fixture_cases),
+                                               std::end(test::attention_fixture_cases)));
+  CAPTURE(name);
+  test::require_attention_matches_pytorch(ReferenceBackend{}, name);
 }
 
 TEST_CASE("attention rejects inconsistent specs and extents before writing", "[attention][bad-input]") {

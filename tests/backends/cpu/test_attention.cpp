@@ -11,7 +11,7 @@
 #include <cstring>
 #include <string>
 
-#include "support/fixtures.hpp"
+#include "support/attention.hpp"
 #include "support/random.hpp"
 #include "support/tolerance.hpp"
 
@@ -22,19 +22,7 @@ namespace {
 
 const ReferenceBackend reference_backend;
 
-/// q, k, v as the column thirds of one packed projection [rows, 3 * width] (row stride 3 * width).
-struct PackedQkv {
-  Tensor<float> storage;
-  TensorView<float> q, k, v;
-
-  PackedQkv(index_t rows, index_t width, std::uint64_t seed, double scale = 1.0)
-      : storage(test::random_tensor<float>({rows, 3 * width}, seed, scale)) {
-    auto s = storage.view();
-    q = TensorView<float>(s.data(), {rows, width}, {3 * width, 1});
-    k = TensorView<float>(s.data() + width, {rows, width}, {3 * width, 1});
-    v = TensorView<float>(s.data() + 2 * width, {rows, width}, {3 * width, 1});
-  }
-};
+using PackedQkv = test::PackedQkv<float>;
 
 /// Every output of one forward + backward pass.
 struct Results {
@@ -183,30 +171,8 @@ TEST_CASE("attention results do not depend on the thread count", "[cpu][attentio
 }
 
 TEST_CASE("CPU attention matches PyTorch in fp32", "[cpu][attention][parity]") {
-  const test::Fixture fx(test::fixture_path("attention.fxt"));
-  const std::string prefix = GENERATE(as<std::string>{}, "full", "causal", "temporal_zero_keys", "temporal_masked");
-  CAPTURE(prefix);
-  auto scalar = [&](const char* name) { return fx.i64(prefix + "/" + name)(0); };
-  AttentionSpec spec{.batch = scalar("batch"), .tokens = scalar("tokens"), .heads = scalar("heads")};
-  if (prefix == "causal") spec.mask = AttentionMask::causal;
-  if (prefix.rfind("temporal", 0) == 0) {
-    spec.mask = AttentionMask::temporal_neighbours;
-    spec.frames = scalar("frames");
-    spec.padding = prefix == "temporal_masked" ? TemporalPadding::masked : TemporalPadding::zero_keys;
-  }
-  const auto qkv = fx.f32(prefix + "/qkv");
-  const index_t rows = qkv.rows(), width = qkv.cols() / 3;
-  const ConstView<float> q(qkv.data(), {rows, width}, {3 * width, 1}),
-      k(qkv.data() + width, {rows, width}, {3 * width, 1}), v(qkv.data() + 2 * width, {rows, width}, {3 * width, 1});
-  const auto scale = float(fx.f64(prefix + "/scale")(0));
-  const CpuBackend backend({.threads = 2});
-  Results r(rows, width, spec.heads);
-  backend.attention_forward(q, k, v, spec, scale, r.out.view(), r.lse.view());
-  FROSTER_REQUIRE_CLOSE(r.out.cview(), fx.f32(prefix + "/out"), tol::pytorch_fp32);
-  FROSTER_REQUIRE_CLOSE(r.lse.cview(), fx.f32(prefix + "/lse"), tol::pytorch_fp32);
-  backend.attention_backward(q, k, v, r.out.cview(), r.lse.cview(), fx.f32(prefix + "/dout"), spec, scale,
-                             r.dq.view(), r.dk.view(), r.dv.view());
-  FROSTER_REQUIRE_CLOSE(r.dq.cview(), fx.f32(prefix + "/dq"), tol::pytorch_fp32);
-  FROSTER_REQUIRE_CLOSE(r.dk.cview(), fx.f32(prefix + "/dk"), tol::pytorch_fp32);
-  FROSTER_REQUIRE_CLOSE(r.dv.cview(), fx.f32(prefix + "/dv"), tol::pytorch_fp32);
+  const std::string name = GENERATE(from_range(std::begin(test::attention_fixture_cases),
+                                               std::end(test::attention_fixture_cases)));
+  CAPTURE(name);
+  test::require_attention_matches_pytorch(CpuBackend({.threads = 2}), name);
 }

@@ -109,16 +109,16 @@ TEST_CASE("gemm with k = 0 scales C by beta", "[cpu][gemm]") {
              Layout::row_major);
 }
 
-TEST_CASE("gemm packs op(B) in column chunks when it exceeds the budget", "[cpu][gemm]") {
+TEST_CASE("gemm runs in column chunks when packed op(B) and C exceed the budget", "[cpu][gemm]") {
   const CpuBackend cpu_backend({.threads = 2});
-  const index_t saved = cpu::detail::gemm_b_budget;
-  cpu::detail::gemm_b_budget = 64 * 40;  // a few column panels of k = 40 per chunk
+  const index_t saved = cpu::detail::gemm_chunk_budget;
+  cpu::detail::gemm_chunk_budget = 64 * (40 + 29);  // a few column panels of k = 40 (and their 29 rows of C) per chunk
   const Transpose tb = GENERATE(Transpose::no, Transpose::yes);
   check_gemm(cpu_backend, {29, 301, 40}, Transpose::no, tb, 1.0f, 0.5f, Layout::row_major, Layout::padded_rows,
              Layout::row_major);
   check_gemm(cpu_backend, {29, 301, 40}, Transpose::yes, tb, 1.0f, 0.0f, Layout::row_major, Layout::row_major,
              Layout::column_major);
-  cpu::detail::gemm_b_budget = saved;
+  cpu::detail::gemm_chunk_budget = saved;
 }
 
 TEST_CASE("gemm results do not depend on the thread count", "[cpu][gemm][threads]") {
