@@ -112,7 +112,7 @@ def main():
     context, runs = load(sys.argv[1])
     reps = max((len(v) for v in runs.values()), default=0)
     print(f"Run {context.get('date', '?')} on {context.get('num_cpus', '?')} CPUs at {context.get('mhz_per_cpu', '?')} "
-          f"MHz, load average at start {context.get('load_avg', '?')}, {reps} repetitions per case.\n")
+          f"MHz, load average at start {context.get('load_avg', '?')}, up to {reps} repetitions per case.\n")
     print("## GEMM\n\n" + gemm_table(runs) + "\n")
     print("## Attention\n\n" + attention_table(runs) + "\n")
     print("## Memory-bound kernels\n\n" + bandwidth_table(runs))

@@ -4,9 +4,9 @@
 // Names: <op>/<impl>/<pass>/<rows>x<cols>[/causal|/quick], op in layernorm, softmax, gelu (/quick: QuickGELU);
 // impl in froster, memcpy, eigen. See ROWS.md for how to build, run and read these, and for results.
 //
-// Every implementation runs on 2 threads: CpuBackend({.threads = 2}); memcpy splits its range over a 2-thread
-// froster::cpu::ThreadPool; the Eigen compositions split rows over 2 OpenMP threads (Eigen does not thread
-// coefficient-wise expressions itself).
+// Every implementation runs on 2 threads (FROSTER_BENCH_THREADS=n changes that): CpuBackend({.threads = 2});
+// memcpy splits its range over a 2-thread froster::cpu::ThreadPool; the Eigen compositions split rows over 2 OpenMP
+// threads (Eigen does not thread coefficient-wise expressions itself).
 //
 // Counters: GB/s = (bytes read + bytes written) per second of real time, the same nominal count for every impl
 // of a case (so ratios are ratios of times). memcpy copies half that many bytes (a copy reads and writes each).
@@ -26,6 +26,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <unsupported/Eigen/SpecialFunctions>
@@ -34,7 +35,12 @@ using namespace froster;
 
 namespace {
 
-constexpr int kThreads = 2;
+/// 2 threads; FROSTER_BENCH_THREADS=n changes that (1 thread measures the kernels without the pool's wake-up, and
+/// is less disturbed by other processes on a shared 2-core machine).
+const int kThreads = [] {
+  const char* env = std::getenv("FROSTER_BENCH_THREADS");
+  return env != nullptr ? std::max(1, std::atoi(env)) : 2;
+}();
 
 enum class Op { layernorm, softmax, softmax_causal, gelu, quick_gelu };
 enum class Pass { forward, backward };

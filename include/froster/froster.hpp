@@ -5,6 +5,7 @@
 /// `<froster/eigen.hpp>` (Eigen adapters and `EigenBackend`) and `<froster/xtensor.hpp>` (xtensor adapters).
 
 #include "froster/backends/backend.hpp"
+#include "froster/backends/fused.hpp"
 #include "froster/backends/reference.hpp"
 #include "froster/core.hpp"
 #include "froster/distillation.hpp"

@@ -3,7 +3,7 @@
 /// `CpuBackend`: hand-written SIMD kernels (scalar, AVX2+FMA, AVX-512) chosen at run time, threaded over a pool
 /// of its own. fp32 views whose rows are contiguous (unit column stride; any row stride) run the SIMD kernels;
 /// other layouts and fp64 run the reference loops, which are the ground truth the kernels are tested against.
-/// Ops without a SIMD kernel yet inherit the reference implementation (see docs/backends.md for which).
+/// Every op of the concept has a kernel here, plus the optional `fused_gemm` (see docs/cpu_backend.md).
 
 #include <memory>
 #include <optional>
@@ -11,9 +11,11 @@
 
 #include "froster/backends/cpu/attention.hpp"
 #include "froster/backends/cpu/context.hpp"
+#include "froster/backends/cpu/fused.hpp"
 #include "froster/backends/cpu/gemm.hpp"
 #include "froster/backends/cpu/isa.hpp"
 #include "froster/backends/cpu/kernels.hpp"
+#include "froster/backends/cpu/reductions.hpp"
 #include "froster/backends/cpu/rows.hpp"
 #include "froster/backends/cpu/thread_pool.hpp"
 #include "froster/backends/reference.hpp"
@@ -132,6 +134,121 @@ class CpuBackend : public ReferenceBackend {
     check::on_host("attention_backward", q, k, v, out, lse, dout, dq, dk, dv);
     if (!cpu::attention_backward(context(), q, k, v, out, lse, dout, spec, scale, dq, dk, dv))
       reference::attention_backward(q, k, v, out, lse, dout, spec, scale, dq, dk, dv);
+  }
+
+  /// GEMM with a fused epilogue (bias, residual, activation or its derivative: froster/backends/fused.hpp), applied
+  /// to each tile of C while it is in L1. Cases the SIMD path declines run the composition of this backend's ops.
+  template <class T>
+  void fused_gemm(T alpha, ConstView<T> a, Transpose ta, ConstView<T> b, Transpose tb, const LinearEpilogue<T>& epi,
+                  TensorView<T> c) const {
+    check::fused_gemm_args(a, ta, b, tb, epi, c);
+    check::on_host("fused_gemm", a, b, c, epi.bias, epi.residual, epi.save_pre, epi.derivative_at);
+    if (!cpu::fused_gemm(context(), alpha, a, ta, b, tb, epi, c)) fused_gemm_composed(*this, alpha, a, ta, b, tb, epi, c);
+  }
+
+  // Reductions and losses (cpu/reductions.hpp): sum and dot add per-row double partials in row order, so they
+  // do not depend on the thread count either.
+  template <class T>
+  double sum(ConstView<T> x) const {
+    check::reduce_args("sum", x);
+    check::on_host("sum", x);
+    if (const auto s = cpu::sum(context(), x)) return *s;
+    return reference::sum(x);
+  }
+
+  template <class T>
+  double dot(ConstView<T> a, ConstView<T> b) const {
+    check::elementwise("dot", "a", a, "b", b);
+    check::on_host("dot", a, b);
+    if (const auto s = cpu::dot(context(), a, b)) return *s;
+    return reference::dot(a, b);
+  }
+
+  template <class T>
+  void pointwise_loss_forward(PointwiseLoss kind, ConstView<T> a, ConstView<T> b, TensorView<T> row_loss) const {
+    check::row_loss_args("pointwise_loss_forward", a, b, row_loss);
+    check::on_host("pointwise_loss_forward", a, b, row_loss);
+    if (!cpu::pointwise_loss_forward(context(), kind, a, b, row_loss)) reference::pointwise_loss_forward(kind, a, b, row_loss);
+  }
+
+  template <class T>
+  void pointwise_loss_backward(PointwiseLoss kind, ConstView<T> a, ConstView<T> b, T scale, TensorView<T> da,
+                               TensorView<T> db) const {
+    check::pair_gradient_args("pointwise_loss_backward", a, b, da, db);
+    check::on_host("pointwise_loss_backward", a, b, da, db);
+    if (!cpu::pointwise_loss_backward(context(), kind, a, b, scale, da, db))
+      reference::pointwise_loss_backward(kind, a, b, scale, da, db);
+  }
+
+  template <class T>
+  void cross_entropy_forward(ConstView<T> logp, ConstView<std::int64_t> labels, TensorView<T> row_loss) const {
+    check::on_host("cross_entropy_forward", logp, labels, row_loss);
+    check::labels_args("cross_entropy_forward", logp, labels);
+    check::per_row("cross_entropy_forward", "log_probs", logp, "row_loss", row_loss);
+    if (!cpu::cross_entropy_forward(context(), logp, labels, row_loss)) reference::cross_entropy_forward(logp, labels, row_loss);
+  }
+
+  template <class T>
+  void cross_entropy_backward(ConstView<T> logp, ConstView<std::int64_t> labels, T scale,
+                              TensorView<T> dlogits) const {
+    check::on_host("cross_entropy_backward", logp, labels, dlogits);
+    check::labels_args("cross_entropy_backward", logp, labels);
+    check::same_extents("cross_entropy_backward", "log_probs", logp, "dlogits", dlogits);
+    if (!cpu::cross_entropy_backward(context(), logp, labels, scale, dlogits))
+      reference::cross_entropy_backward(logp, labels, scale, dlogits);
+  }
+
+  template <class T>
+  void soft_cross_entropy_forward(ConstView<T> logp, ConstView<T> targets, TensorView<T> row_loss) const {
+    check::row_loss_args("soft_cross_entropy_forward", logp, targets, row_loss);
+    check::on_host("soft_cross_entropy_forward", logp, targets, row_loss);
+    if (!cpu::soft_cross_entropy_forward(context(), logp, targets, row_loss))
+      reference::soft_cross_entropy_forward(logp, targets, row_loss);
+  }
+
+  template <class T>
+  void soft_cross_entropy_backward(ConstView<T> logp, ConstView<T> targets, T scale, TensorView<T> dlogits) const {
+    check::elementwise("soft_cross_entropy_backward", "log_probs", logp, "targets", targets);
+    check::same_extents("soft_cross_entropy_backward", "log_probs", logp, "dlogits", dlogits);
+    check::on_host("soft_cross_entropy_backward", logp, targets, dlogits);
+    if (!cpu::soft_cross_entropy_backward(context(), logp, targets, scale, dlogits))
+      reference::soft_cross_entropy_backward(logp, targets, scale, dlogits);
+  }
+
+  template <class T>
+  void kl_div_forward(ConstView<T> logp_student, ConstView<T> logp_teacher, TensorView<T> row_loss) const {
+    check::row_loss_args("kl_div_forward", logp_student, logp_teacher, row_loss);
+    check::on_host("kl_div_forward", logp_student, logp_teacher, row_loss);
+    if (!cpu::kl_div_forward(context(), logp_student, logp_teacher, row_loss))
+      reference::kl_div_forward(logp_student, logp_teacher, row_loss);
+  }
+
+  template <class T>
+  void kl_div_backward(ConstView<T> logp_student, ConstView<T> logp_teacher, ConstView<T> row_loss, T scale,
+                       TensorView<T> d_student, TensorView<T> d_teacher) const {
+    check::pair_gradient_args("kl_div_backward", logp_student, logp_teacher, d_student, d_teacher);
+    check::per_row("kl_div_backward", "logp_student", logp_student, "row_loss", row_loss);
+    check::on_host("kl_div_backward", logp_student, logp_teacher, row_loss, d_student, d_teacher);
+    if (!cpu::kl_div_backward(context(), logp_student, logp_teacher, row_loss, scale, d_student, d_teacher))
+      reference::kl_div_backward(logp_student, logp_teacher, row_loss, scale, d_student, d_teacher);
+  }
+
+  template <class T>
+  void temporal_pool_forward(Pooling mode, ConstView<T> x, index_t frames, TensorView<T> y,
+                             TensorView<std::int64_t> argmax) const {
+    check::temporal_pool_forward_args(mode, x, frames, y, argmax);
+    check::on_host("temporal_pool_forward", x, y, argmax);
+    if (!cpu::temporal_pool_forward(context(), mode, x, frames, y, argmax))
+      reference::temporal_pool_forward(mode, x, frames, y, argmax);
+  }
+
+  template <class T>
+  void temporal_pool_backward(Pooling mode, index_t frames, ConstView<T> dy, ConstView<std::int64_t> argmax,
+                              TensorView<T> dx) const {
+    check::temporal_pool_backward_args(mode, frames, dy, argmax, dx);
+    check::on_host("temporal_pool_backward", dy, argmax, dx);
+    if (!cpu::temporal_pool_backward(context(), mode, frames, dy, argmax, dx))
+      reference::temporal_pool_backward(mode, frames, dy, argmax, dx);
   }
 
   template <class T>

@@ -3,11 +3,42 @@
 /// The argument checks of every backend op, one function per op. A backend calls the op's check before it
 /// writes anything, so every backend (a user's included) rejects the same inputs with the same message.
 
+#include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "froster/backends/ops.hpp"
 
 namespace froster::check {
+
+namespace view_detail {
+/// The byte range [first, last) a rank-2 or rank-1 view touches (any signs of strides); empty views touch nothing.
+template <class T>
+std::pair<const std::byte*, const std::byte*> byte_range(const TensorView<T>& v) {
+  if (v.is_null() || v.numel() == 0) return {nullptr, nullptr};
+  index_t lo = 0, hi = 0;
+  for (int d = 0; d < v.rank(); ++d) {
+    const index_t reach = (v.extent(d) - 1) * v.stride(d);
+    (reach < 0 ? lo : hi) += reach;
+  }
+  const auto* base = reinterpret_cast<const std::byte*>(v.data());
+  return {base + lo * index_t(sizeof(T)), base + (hi + 1) * index_t(sizeof(T))};
+}
+}  // namespace view_detail
+
+/// Whether two views share any byte of memory (conservatively: by their address ranges).
+template <class T, class U>
+bool overlap(const TensorView<T>& a, const TensorView<U>& b) {
+  const auto [a0, a1] = view_detail::byte_range(a);
+  const auto [b0, b1] = view_detail::byte_range(b);
+  return a0 != nullptr && b0 != nullptr && a0 < b1 && b0 < a1;
+}
+
+/// The same elements: equal data pointer, extents and strides.
+template <class T, class U>
+bool same_view(const TensorView<T>& a, const TensorView<U>& b) {
+  return a.data() == b.data() && a.extents() == b.extents() && a.strides() == b.strides();
+}
 
 /// Every non-null view lives in host memory (the host backends cannot address device memory).
 template <class... Views>

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "froster/backends/backend.hpp"
+#include "froster/backends/fused.hpp"
 #include "froster/core/parameter.hpp"
 #include "froster/core/random.hpp"
 
@@ -70,10 +71,11 @@ class ResidualProjector {
     auto pre = ensure_allocated(*backend_, pre_, {n, config_.hidden});
     auto hidden = ensure_allocated(*backend_, hidden_, {n, config_.hidden});
     auto out = ensure_allocated(*backend_, out_, z.extents());
-    backend_->gemm(T(1), z, Transpose::no, w1_.cview(), Transpose::yes, T(0), pre);
-    backend_->activation_forward(Activation::gelu, ConstView<T>(pre), hidden);
-    backend_->copy(z, out);
-    backend_->gemm(T(config_.alpha), ConstView<T>(hidden), Transpose::no, w2_.cview(), Transpose::yes, T(1), out);
+    // Two fused GEMMs: hidden = gelu(pre) with pre = z W1^T saved, then out = z + alpha hidden W2^T (backends
+    // without a fused_gemm member compose these from gemm, activation_forward and copy).
+    fused_gemm(*backend_, T(1), z, Transpose::no, w1_.cview(), Transpose::yes,
+               {.activation = Activation::gelu, .save_pre = pre}, hidden);
+    fused_gemm(*backend_, T(config_.alpha), hidden, Transpose::no, w2_.cview(), Transpose::yes, {.residual = z}, out);
     input_ = z;
     return out;
   }
@@ -87,11 +89,11 @@ class ResidualProjector {
     const T alpha = T(config_.alpha);
     auto d_pre = ensure_allocated(*backend_, d_pre_, pre_.extents());
     backend_->gemm(alpha, dh, Transpose::yes, hidden_.cview(), Transpose::no, T(1), grad_w2_.view());
-    backend_->gemm(alpha, dh, Transpose::no, w2_.cview(), Transpose::no, T(0), d_pre);  // d hidden
-    backend_->activation_backward(Activation::gelu, pre_.cview(), ConstView<T>(d_pre), d_pre);
+    // d_pre = (alpha dh W2) * gelu'(pre), then dz = dh + d_pre W1, each one fused GEMM.
+    fused_gemm(*backend_, alpha, dh, Transpose::no, w2_.cview(), Transpose::no,
+               {.activation = Activation::gelu, .derivative_at = pre_.cview()}, d_pre);
     backend_->gemm(T(1), ConstView<T>(d_pre), Transpose::yes, input_, Transpose::no, T(1), grad_w1_.view());
-    backend_->copy(dh, dz);
-    backend_->gemm(T(1), ConstView<T>(d_pre), Transpose::no, w1_.cview(), Transpose::no, T(1), dz);
+    fused_gemm(*backend_, T(1), d_pre, Transpose::no, w1_.cview(), Transpose::no, {.residual = dh}, dz);
   }
 
   void zero_grad() {

@@ -232,6 +232,29 @@ TEST_CASE("layer_norm forward and backward match the reference, dgamma and dbeta
     }
 }
 
+TEST_CASE("layer_norm_forward stays accurate when the first element is an outlier", "[cpu][rows]") {
+  // The kernel's one-pass statistics are taken around x[0]; far from the mean (here by 1e4 standard deviations
+  // or a 1e15 spike) they would cancel, and the second pass around the mean must take over.
+  const CpuBackend cpu_backend({.threads = 2});
+  INFO("isa " << cpu::to_string(cpu_backend.isa()));
+  for (const float first : {1e4f, -3e3f, 1e15f})
+    for (index_t cols : {index_t(2), index_t(9), index_t(197), index_t(768)}) {
+      CAPTURE(first, cols);
+      const index_t rows = 3;
+      LaidOut<float> x(rows, cols, Layout::row_major, 95);
+      for (index_t i = 0; i < rows; ++i) x.view(i, 0) = first * float(i + 1);
+      Vec gamma(cols, 96), beta(cols, 97);
+      LaidOut<float> y(rows, cols, Layout::row_major, 98), want_y(rows, cols, Layout::row_major, 98);
+      Vec mean(rows, 99), rstd(rows, 100), want_mean(rows, 99), want_rstd(rows, 100);
+      cpu_backend.layer_norm_forward(c(x), gamma.c(), beta.c(), 1e-5f, y.view, mean.view, rstd.view);
+      reference_backend.layer_norm_forward(c(x), gamma.c(), beta.c(), 1e-5f, want_y.view, want_mean.view,
+                                           want_rstd.view);
+      FROSTER_REQUIRE_CLOSE(y.view, want_y.view, tol::cross_backend_fp32(cols));
+      FROSTER_REQUIRE_CLOSE(mean.view, want_mean.view, tol::cross_backend_fp32(cols));
+      FROSTER_REQUIRE_CLOSE(rstd.view, want_rstd.view, tol::cross_backend_fp32(cols));
+    }
+}
+
 TEST_CASE("layer_norm with strided gamma and beta falls back and still matches", "[cpu][rows]") {
   const CpuBackend cpu_backend({.threads = 2});
   const index_t rows = 9, cols = 33;

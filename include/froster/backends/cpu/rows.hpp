@@ -8,6 +8,7 @@
 /// fixed order.
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -15,6 +16,7 @@
 
 #include "froster/backends/cpu/context.hpp"
 #include "froster/backends/cpu/kernels.hpp"
+#include "froster/backends/op_checks.hpp"
 #include "froster/core/tensor_view.hpp"
 
 namespace froster::cpu {
@@ -24,41 +26,41 @@ namespace rows_driver {
 /// Below this many elements a call runs on the calling thread: waking the pool costs more than it saves.
 inline constexpr index_t serial_elements = index_t(1) << 14;
 
-/// for_each_row, or a plain loop on the calling thread for small matrices (same per-row results either way).
+/// Runs task(b) for b in [0, tasks) over the pool, each thread taking the next task from a shared counter: a
+/// worker that wakes late (a futex wake-up costs tens of microseconds on a busy VM, a good part of a 100 us call)
+/// finds less left to do instead of holding the call up with a fixed half. Which thread runs a task never changes
+/// what the task computes, so results stay independent of the thread count and of the timing.
+template <class TaskFn>
+void run_dynamic(Context ctx, index_t tasks, TaskFn&& task) {
+  std::atomic<index_t> next{0};
+  ctx.pool->parallel_for(ctx.pool->size(), [&](index_t) {
+    for (index_t b = next.fetch_add(1, std::memory_order_relaxed); b < tasks;
+         b = next.fetch_add(1, std::memory_order_relaxed))
+      task(b);
+  });
+}
+
+/// row(tag, i) for every row: blocks of rows over the pool (8 per thread), or a plain loop on the calling thread
+/// for small matrices (same per-row results either way).
 template <class RowFn>
 void run_rows(Context ctx, index_t rows, index_t cols, RowFn&& row) {
   if (rows <= 0) return;
-  if (rows * cols < serial_elements || ctx.pool->size() == 1)
-    return dispatch(ctx.isa, [&](auto tag) {
+  dispatch(ctx.isa, [&](auto tag) {
+    if (rows * cols < serial_elements || ctx.pool->size() == 1) {
       for (index_t i = 0; i < rows; ++i) row(tag, i);
+      return;
+    }
+    const index_t blocks = std::min<index_t>(rows, index_t(ctx.pool->size()) * 8);
+    run_dynamic(ctx, blocks, [&](index_t b) {
+      for (index_t i = rows * b / blocks, end = rows * (b + 1) / blocks; i < end; ++i) row(tag, i);
     });
-  for_each_row(ctx, rows, row);
+  });
 }
 
 /// A rank-1 view the SIMD kernels can read directly.
 template <class T>
 bool unit_vector(const TensorView<T>& v) {
   return v.extent(0) <= 1 || v.stride(0) == 1;
-}
-
-/// Lowest and one-past-highest byte a rank-2 view touches (empty views give an empty range).
-template <class T>
-std::pair<const char*, const char*> byte_range(const TensorView<T>& v) {
-  if (v.numel() == 0) return {nullptr, nullptr};
-  const char* base = reinterpret_cast<const char*>(v.data());
-  index_t lo = 0, hi = 0;
-  for (int d = 0; d < 2; ++d) {
-    const index_t reach = (v.extent(d) - 1) * v.stride(d);
-    (reach < 0 ? lo : hi) += reach;
-  }
-  return {base + lo * index_t(sizeof(T)), base + (hi + 1) * index_t(sizeof(T))};
-}
-
-template <class T, class U>
-bool overlap(const TensorView<T>& a, const TensorView<U>& b) {
-  const auto [a0, a1] = byte_range(a);
-  const auto [b0, b1] = byte_range(b);
-  return a0 != nullptr && b0 != nullptr && a0 < b1 && b0 < a1;
 }
 
 /// Per-thread scratch for LayerNorm's column partials; grows, never shrinks.
@@ -80,7 +82,7 @@ bool copy(Context ctx, ConstView<T> src, TensorView<T> dst) {
     return false;
   }
   if (src.data() == dst.data() && src.strides() == dst.strides()) return true;
-  if (rows_driver::overlap(src, dst)) return false;
+  if (check::overlap(src, dst)) return false;
   const index_t rows = src.rows(), cols = src.cols();
   if (src.is_contiguous() && dst.is_contiguous()) {
     // One flat range, cut into equal chunks of at least 64 KiB.
@@ -204,6 +206,7 @@ bool layer_norm_backward(Context ctx, ConstView<T> x, ConstView<T> gamma, ConstV
     const index_t rows = x.rows(), cols = x.cols();
     if (rows == 0 || cols == 0) return true;
     constexpr index_t block_rows = 32, chunk_cols = 256;
+    constexpr int group_rows = 4;  // rows whose dgamma/dbeta partials one pass updates together
     const index_t blocks = (rows + block_rows - 1) / block_rows;
     const index_t pitch = (cols + 15) / 16 * 16;  // partial rows start 64-byte aligned
     std::vector<float>& part = rows_driver::scratch();
@@ -217,10 +220,18 @@ bool layer_norm_backward(Context ctx, ConstView<T> x, ConstView<T> gamma, ConstV
         float* db = db_part + b * pitch;
         std::fill_n(dg, cols, 0.0f);
         std::fill_n(db, cols, 0.0f);
-        for (index_t i = b * block_rows, end = std::min(rows, i + block_rows); i < end; ++i)
+        const index_t end = std::min(rows, (b + 1) * block_rows);
+        index_t i = b * block_rows;
+        for (; i + group_rows <= end; i += group_rows) {
+          float m[group_rows], r[group_rows];
+          for (index_t q = 0; q < group_rows; ++q) m[q] = mean(i + q), r[q] = rstd(i + q);
+          layer_norm_backward_rows<group_rows>(tag, cols, &x(i, 0), x.stride(0), gamma.data(), m, r, &dy(i, 0),
+                                               dy.stride(0), &dx(i, 0), dx.stride(0), dg, db);
+        }
+        for (; i < end; ++i)
           layer_norm_backward_row(tag, cols, &x(i, 0), gamma.data(), mean(i), rstd(i), &dy(i, 0), &dx(i, 0), dg, db);
       };
-      if (parallel) ctx.pool->parallel_for(blocks, [&](index_t b) { block(b); });  // parallel_for takes no lvalue functor
+      if (parallel) rows_driver::run_dynamic(ctx, blocks, block);
       else
         for (index_t b = 0; b < blocks; ++b) block(b);
       // The blocks' partials, summed in block order on the calling thread: a small fraction of the work (2 cols
