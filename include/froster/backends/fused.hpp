@@ -65,13 +65,15 @@ void fused_gemm_args(ConstView<T> a, Transpose ta, ConstView<T> b, Transpose tb,
     require<ValueError>(!overlap(out, in), op, ": ", out_name, " must not overlap ", in_name, " (", out_name, " ",
                         out, ", ", in_name, " ", in, ")");
   };
-  for (const auto& [name, out] : {std::pair<std::string_view, TensorView<T>>{"c", c}, {"save_pre", epi.save_pre}}) {
+  const auto distinct_from_inputs = [&](std::string_view name, const TensorView<T>& out, bool may_be_residual) {
     distinct(name, out, "A", a);
     distinct(name, out, "B", b);
     distinct(name, out, "bias", epi.bias);
     distinct(name, out, "derivative_at", epi.derivative_at);
-    if (!(residual_in_place && name == "c")) distinct(name, out, "residual", epi.residual);
-  }
+    if (!may_be_residual) distinct(name, out, "residual", epi.residual);
+  };
+  distinct_from_inputs("c", c, residual_in_place);
+  distinct_from_inputs("save_pre", epi.save_pre, false);
   distinct("c", c, "save_pre", epi.save_pre);
 }
 
