@@ -111,8 +111,7 @@ class CpuBackend : public ReferenceBackend {
 
   template <class T>
   void softmax_backward(ConstView<T> y, ConstView<T> dy, T scale, TensorView<T> dx) const {
-    check::elementwise("softmax_backward", "y", y, "dy", dy);
-    check::same_extents("softmax_backward", "y", y, "dx", dx);
+    check::softmax_backward_args(y, dy, dx);
     check::on_host("softmax_backward", y, dy, dx);
     if (!cpu::softmax_backward(context(), y, dy, scale, dx)) reference::softmax_backward(y, dy, scale, dx);
   }
@@ -183,8 +182,7 @@ class CpuBackend : public ReferenceBackend {
   template <class T>
   void cross_entropy_forward(ConstView<T> logp, ConstView<std::int64_t> labels, TensorView<T> row_loss) const {
     check::on_host("cross_entropy_forward", logp, labels, row_loss);
-    check::labels_args("cross_entropy_forward", logp, labels);
-    check::per_row("cross_entropy_forward", "log_probs", logp, "row_loss", row_loss);
+    check::cross_entropy_forward_args(logp, labels, row_loss);
     if (!cpu::cross_entropy_forward(context(), logp, labels, row_loss)) reference::cross_entropy_forward(logp, labels, row_loss);
   }
 
@@ -192,8 +190,7 @@ class CpuBackend : public ReferenceBackend {
   void cross_entropy_backward(ConstView<T> logp, ConstView<std::int64_t> labels, T scale,
                               TensorView<T> dlogits) const {
     check::on_host("cross_entropy_backward", logp, labels, dlogits);
-    check::labels_args("cross_entropy_backward", logp, labels);
-    check::same_extents("cross_entropy_backward", "log_probs", logp, "dlogits", dlogits);
+    check::cross_entropy_backward_args(logp, labels, dlogits);
     if (!cpu::cross_entropy_backward(context(), logp, labels, scale, dlogits))
       reference::cross_entropy_backward(logp, labels, scale, dlogits);
   }
@@ -208,8 +205,7 @@ class CpuBackend : public ReferenceBackend {
 
   template <class T>
   void soft_cross_entropy_backward(ConstView<T> logp, ConstView<T> targets, T scale, TensorView<T> dlogits) const {
-    check::elementwise("soft_cross_entropy_backward", "log_probs", logp, "targets", targets);
-    check::same_extents("soft_cross_entropy_backward", "log_probs", logp, "dlogits", dlogits);
+    check::soft_cross_entropy_backward_args(logp, targets, dlogits);
     check::on_host("soft_cross_entropy_backward", logp, targets, dlogits);
     if (!cpu::soft_cross_entropy_backward(context(), logp, targets, scale, dlogits))
       reference::soft_cross_entropy_backward(logp, targets, scale, dlogits);
@@ -226,8 +222,7 @@ class CpuBackend : public ReferenceBackend {
   template <class T>
   void kl_div_backward(ConstView<T> logp_student, ConstView<T> logp_teacher, ConstView<T> row_loss, T scale,
                        TensorView<T> d_student, TensorView<T> d_teacher) const {
-    check::pair_gradient_args("kl_div_backward", logp_student, logp_teacher, d_student, d_teacher);
-    check::per_row("kl_div_backward", "logp_student", logp_student, "row_loss", row_loss);
+    check::kl_div_backward_args(logp_student, logp_teacher, row_loss, d_student, d_teacher);
     check::on_host("kl_div_backward", logp_student, logp_teacher, row_loss, d_student, d_teacher);
     if (!cpu::kl_div_backward(context(), logp_student, logp_teacher, row_loss, scale, d_student, d_teacher))
       reference::kl_div_backward(logp_student, logp_teacher, row_loss, scale, d_student, d_teacher);

@@ -133,6 +133,37 @@ void labels_args(std::string_view op, ConstView<T> logp, ConstView<std::int64_t>
 }
 
 template <class T>
+void cross_entropy_forward_args(ConstView<T> logp, ConstView<std::int64_t> labels, TensorView<T> row_loss) {
+  labels_args("cross_entropy_forward", logp, labels);
+  per_row("cross_entropy_forward", "log_probs", logp, "row_loss", row_loss);
+}
+
+template <class T>
+void cross_entropy_backward_args(ConstView<T> logp, ConstView<std::int64_t> labels, TensorView<T> dlogits) {
+  labels_args("cross_entropy_backward", logp, labels);
+  same_extents("cross_entropy_backward", "log_probs", logp, "dlogits", dlogits);
+}
+
+template <class T>
+void soft_cross_entropy_backward_args(ConstView<T> logp, ConstView<T> targets, TensorView<T> dlogits) {
+  elementwise("soft_cross_entropy_backward", "log_probs", logp, "targets", targets);
+  same_extents("soft_cross_entropy_backward", "log_probs", logp, "dlogits", dlogits);
+}
+
+template <class T>
+void kl_div_backward_args(ConstView<T> logp_student, ConstView<T> logp_teacher, ConstView<T> row_loss,
+                          TensorView<T> d_student, TensorView<T> d_teacher) {
+  pair_gradient_args("kl_div_backward", logp_student, logp_teacher, d_student, d_teacher);
+  per_row("kl_div_backward", "logp_student", logp_student, "row_loss", row_loss);
+}
+
+template <class T>
+void softmax_backward_args(ConstView<T> y, ConstView<T> dy, TensorView<T> dx) {
+  elementwise("softmax_backward", "y", y, "dy", dy);
+  same_extents("softmax_backward", "y", y, "dx", dx);
+}
+
+template <class T>
 void temporal_pool_forward_args(Pooling mode, ConstView<T> x, index_t frames, TensorView<T> y,
                                 TensorView<std::int64_t> argmax) {
   constexpr const char* op = "temporal_pool_forward";
