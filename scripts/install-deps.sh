@@ -10,6 +10,8 @@ packages=(
   catch2          # the tests
   libbenchmark-dev
   libopenblas-dev # the benchmarks compare against OpenBLAS
+  # froster::io: checkpoints (JSON headers), the tokenizer (gzip, Unicode), images
+  nlohmann-json3-dev zlib1g-dev libutf8proc-dev libpng-dev libjpeg62-turbo-dev
 )
 
 # `dpkg -s` alone also succeeds for removed packages whose config files remain, so check the status word.

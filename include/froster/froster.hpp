@@ -9,4 +9,5 @@
 #include "froster/backends/reference.hpp"
 #include "froster/core.hpp"
 #include "froster/distillation.hpp"
+#include "froster/nn.hpp"
 #include "froster/version.hpp"

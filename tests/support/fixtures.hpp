@@ -67,6 +67,13 @@ class Fixture {
   ConstView<double> f64(const std::string& name) const { return get<double>(name); }
   ConstView<std::int64_t> i64(const std::string& name) const { return get<std::int64_t>(name); }
   bool has(const std::string& name) const { return entries_.count(name) != 0; }
+  /// Names that start with `prefix`, in sorted order.
+  std::vector<std::string> names_with_prefix(const std::string& prefix) const {
+    std::vector<std::string> out;
+    for (auto it = entries_.lower_bound(prefix); it != entries_.end() && it->first.rfind(prefix, 0) == 0; ++it)
+      out.push_back(it->first);
+    return out;
+  }
 
  private:
   static void read(std::ifstream& in, char* dst, std::size_t n, const std::string& path) {

@@ -33,6 +33,19 @@ class NumericError : public Error {
   using Error::Error;
 };
 
+/// A file could not be opened, mapped, read or written (the message names the path and the system's reason).
+class IoError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A file's content breaks its format (a safetensors header, a pickle stream, a vocabulary, an image): the message
+/// names the file, the place in it, and what was expected there.
+class FormatError : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 
 template <class... Parts>

@@ -1,0 +1,196 @@
+#pragma once
+/// @file
+/// `TextTransformer`: CLIP's text encoder. Token ids [N, L] (L <= context_length) -> token embedding + positional
+/// embedding -> causal transformer -> `ln_final` at each sequence's end-of-text token (the position of the highest
+/// id, as the reference) -> `text_projection` -> [N, output_dim]. Forward and backward to every parameter and to
+/// the token embeddings (for prompt learning: `forward_embeddings` takes them directly). Parameter names are OpenAI
+/// CLIP's (`token_embedding.weight`, `positional_embedding`, `transformer.resblocks.0...`, `ln_final`,
+/// `text_projection`).
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "froster/nn/transformer.hpp"
+
+namespace froster::nn {
+
+struct TextConfig {
+  index_t context_length = 77;
+  index_t vocab_size = 49408;
+  index_t width = 512;
+  index_t layers = 12;
+  index_t heads = 0;  ///< 0: width / 64.
+  index_t output_dim = 512;
+  bool gradient_checkpointing = false;
+};
+
+template <class B, class T = float>
+  requires BackendFor<B, T>
+class TextTransformer {
+ public:
+  TextTransformer(B& backend, TextConfig config, std::uint64_t seed = 0)
+      : backend_(&backend), config_(validated(config)), params_(backend), ones_(backend),
+        token_embedding_(&params_.add("token_embedding.weight", {config.vocab_size, config.width},
+                                      Init::normal(0.02))),
+        positional_embedding_(&params_.add("positional_embedding", {config.context_length, config.width},
+                                           Init::normal(0.01))),
+        transformer_(backend, params_, "transformer",
+                     {config.width, config.layers, config.heads, config.gradient_checkpointing}),
+        ln_final_(params_, "ln_final", config.width),
+        text_projection_(&params_.add("text_projection", {config.width, config.output_dim},
+                                      Init::normal(std::pow(double(config.width), -0.5)))) {
+    params_.initialize(seed);
+  }
+
+  const TextConfig& config() const { return config_; }
+  ParameterSet<B, T>& parameters() { return params_; }
+  const ParameterSet<B, T>& parameters() const { return params_; }
+  Transformer<B, T>& transformer() { return transformer_; }
+  void zero_grad() { params_.zero_grad(); }
+
+  /// Features [N, output_dim] of host token ids [N, L]. The result stays valid until the next forward.
+  ConstView<T> forward(ConstView<std::int64_t> tokens) {
+    constexpr std::string_view op = "TextTransformer::forward";
+    require<ShapeError>(tokens.rank() == 2 && tokens.rows() > 0 && tokens.cols() > 0 &&
+                            tokens.cols() <= config_.context_length && tokens.device().kind == DeviceKind::host,
+                        op, ": tokens must be host [N, L] with 0 < L <= ", config_.context_length, ", got ", tokens);
+    const index_t n = tokens.rows(), len = tokens.cols(), d = config_.width;
+    std::vector<index_t> ids(std::size_t(n * len));
+    std::vector<index_t> end_positions(static_cast<std::size_t>(n), 0);
+    for (index_t i = 0; i < n; ++i) {
+      index_t best = 0;
+      for (index_t t = 0; t < len; ++t) {
+        const std::int64_t id = tokens(i, t);
+        require<ValueError>(id >= 0 && id < config_.vocab_size, op, ": token id ", id, " at [", i, ", ", t,
+                            "] is outside the vocabulary [0, ", config_.vocab_size, ")");
+        ids[std::size_t(i * len + t)] = index_t(id);
+        if (id > tokens(i, best)) best = t;  // the first highest id, as torch.argmax
+      }
+      end_positions[std::size_t(i)] = best;
+    }
+    // Gather token embeddings row by row, then add the positional embedding to every sequence in one rank-1 GEMM.
+    const TensorView<T> x0 = ensure_allocated(*backend_, embeddings_, {n * len, d});
+    const ConstView<T> table = token_embedding_->value.cview();
+    for (index_t r = 0; r < n * len; ++r) backend_->copy(table.slice_rows(ids[std::size_t(r)], 1), x0.slice_rows(r, 1));
+    backend_->gemm(T(1), ConstView<T>(ones_.row(n).data(), {n, 1}, ones_.row(n).device()), Transpose::no,
+                   positional_embedding_->value.cview().slice_rows(0, len).reshaped({1, len * d}), Transpose::no, T(1),
+                   x0.reshaped({n, len * d}));
+    token_ids_ = std::move(ids);
+    return encode(embeddings_.cview(), n, std::move(end_positions), true);
+  }
+
+  /// Features from embeddings [N * L, width] that already include the positional embedding (prompt learning:
+  /// learned context vectors in place of some token embeddings), pooled at `end_positions` [N].
+  /// `embeddings` must stay alive and unchanged until backward.
+  ConstView<T> forward_embeddings(ConstView<T> embeddings, index_t sequences, std::vector<index_t> end_positions) {
+    constexpr std::string_view op = "TextTransformer::forward_embeddings";
+    check::matrix(op, "embeddings", embeddings);
+    require<ShapeError>(sequences > 0 && embeddings.rows() % sequences == 0 && embeddings.cols() == config_.width &&
+                            embeddings.rows() / sequences <= config_.context_length,
+                        op, ": embeddings must be [", sequences, " * L, ", config_.width, "] with L <= ",
+                        config_.context_length, ", got ", embeddings);
+    require<ShapeError>(index_t(end_positions.size()) == sequences, op, ": ", sequences,
+                        " sequences need as many end positions, got ", end_positions.size());
+    const index_t len = embeddings.rows() / sequences;
+    for (index_t p : end_positions)
+      require<ValueError>(p >= 0 && p < len, op, ": end position ", p, " is outside [0, ", len, ")");
+    token_ids_.clear();
+    return encode(embeddings, sequences, std::move(end_positions), false);
+  }
+
+  /// From d_features [N, output_dim]: accumulates every parameter gradient (the token embedding table's only after
+  /// `forward` from ids); writes d_embeddings [N * L, width] (may be null).
+  void backward(ConstView<T> d_features, TensorView<T> d_embeddings = {}) {
+    constexpr std::string_view op = "TextTransformer::backward";
+    require<Error>(out_.allocated(), op, ": call forward first");
+    check::same_extents(op, "features", out_.cview(), "d_features", d_features);
+    if (!d_embeddings.is_null()) check::same_extents(op, "embeddings", input_, "d_embeddings", d_embeddings);
+    const index_t n = out_.extent(0), d = config_.width, len = input_.rows() / n;
+
+    backend_->gemm(T(1), final_.cview(), Transpose::yes, d_features, Transpose::no, T(1),
+                   text_projection_->grad.view());
+    const TensorView<T> d_final = ensure_allocated(*backend_, d_final_, {n, d});
+    backend_->gemm(T(1), d_features, Transpose::no, text_projection_->value.cview(), Transpose::yes, T(0), d_final);
+    const TensorView<T> d_pooled = ensure_allocated(*backend_, d_pooled_, {n, d});
+    ln_final_.backward(*backend_, pooled_.cview(), ln_final_mean_.cview(), ln_final_rstd_.cview(), d_final_.cview(),
+                       d_pooled);
+    const TensorView<T> d_y = ensure_allocated(*backend_, d_y_, {n * len, d});
+    backend_->fill(d_y, T(0));
+    for (index_t i = 0; i < n; ++i)
+      backend_->copy(d_pooled_.cview().slice_rows(i, 1), d_y.slice_rows(i * len + end_positions_[std::size_t(i)], 1));
+
+    const bool from_ids = !token_ids_.empty();
+    const TensorView<T> d_x0 = !d_embeddings.is_null() ? d_embeddings
+                                                       : from_ids ? ensure_allocated(*backend_, d_x0_, {n * len, d})
+                                                                  : TensorView<T>{};
+    if (d_x0.is_null() && !from_ids) {
+      transformer_.backward(d_y_.cview(), {});
+      return;
+    }
+    transformer_.backward(d_y_.cview(), d_x0);
+    if (!from_ids) return;
+    // The positional embedding's gradient sums over sequences; the table's scatters row by row.
+    backend_->gemm(T(1), ones_.row(n), Transpose::no, ConstView<T>(d_x0).reshaped({n, len * d}), Transpose::no, T(1),
+                   positional_embedding_->grad.view().slice_rows(0, len).reshaped({1, len * d}));
+    const TensorView<T> grad_table = token_embedding_->grad.view();
+    for (index_t r = 0; r < n * len; ++r)
+      backend_->axpby(T(1), ConstView<T>(d_x0).slice_rows(r, 1), T(1),
+                      grad_table.slice_rows(token_ids_[std::size_t(r)], 1));
+  }
+
+  /// Bytes of activation memory held for backward after a forward.
+  std::size_t activation_bytes() const {
+    std::size_t n = transformer_.activation_bytes();
+    for (const Tensor<T>* t : {&embeddings_, &pooled_, &final_, &ln_final_mean_, &ln_final_rstd_, &out_, &d_final_,
+                               &d_pooled_, &d_y_, &d_x0_})
+      n += std::size_t(t->numel()) * sizeof(T);
+    return n;
+  }
+
+ private:
+  static TextConfig validated(TextConfig c) {
+    require<ValueError>(c.context_length > 0 && c.vocab_size > 0 && c.width > 0 && c.layers > 0 && c.output_dim > 0,
+                        "TextTransformer: context_length, vocab_size, width, layers and output_dim must be positive, "
+                        "got ", c.context_length, ", ", c.vocab_size, ", ", c.width, ", ", c.layers, ", ",
+                        c.output_dim);
+    if (c.heads == 0) c.heads = c.width / 64;
+    return c;
+  }
+
+  ConstView<T> encode(ConstView<T> x0, index_t n, std::vector<index_t> end_positions, bool /*from_ids*/) {
+    const index_t len = x0.rows() / n, d = config_.width;
+    input_ = x0;
+    end_positions_ = std::move(end_positions);
+    const ConstView<T> y =
+        transformer_.forward(x0, AttentionSpec{.batch = n, .tokens = len, .mask = AttentionMask::causal});
+    const TensorView<T> pooled = ensure_allocated(*backend_, pooled_, {n, d});
+    for (index_t i = 0; i < n; ++i)
+      backend_->copy(y.slice_rows(i * len + end_positions_[std::size_t(i)], 1), pooled.slice_rows(i, 1));
+    const TensorView<T> fin = ensure_allocated(*backend_, final_, {n, d});
+    ln_final_.forward(*backend_, pooled_.cview(), fin, ensure_allocated(*backend_, ln_final_mean_, {n}),
+                      ensure_allocated(*backend_, ln_final_rstd_, {n}));
+    const TensorView<T> out = ensure_allocated(*backend_, out_, {n, config_.output_dim});
+    backend_->gemm(T(1), final_.cview(), Transpose::no, text_projection_->value.cview(), Transpose::no, T(0), out);
+    return out;
+  }
+
+  B* backend_;
+  TextConfig config_;
+  ParameterSet<B, T> params_;
+  Ones<B, T> ones_;
+  typename ParameterSet<B, T>::Entry* token_embedding_;
+  typename ParameterSet<B, T>::Entry* positional_embedding_;
+  Transformer<B, T> transformer_;
+  LayerNorm<B, T> ln_final_;
+  typename ParameterSet<B, T>::Entry* text_projection_;
+
+  ConstView<T> input_;
+  std::vector<index_t> token_ids_;
+  std::vector<index_t> end_positions_;
+  Tensor<T> embeddings_, pooled_, final_, ln_final_mean_, ln_final_rstd_, out_;
+  Tensor<T> d_final_, d_pooled_, d_y_, d_x0_;
+};
+
+}  // namespace froster::nn
