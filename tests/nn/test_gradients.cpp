@@ -1,0 +1,160 @@
+// Finite-difference gradient checks in double of the CLIP encoders on the reference backend: the pixels, the
+// token embeddings and every parameter of tiny models (plain, temporal expand view, causal text), and gradient
+// checkpointing giving the same gradients as keeping every activation.
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <froster/froster.hpp>
+
+#include "support/gradcheck.hpp"
+#include "support/random.hpp"
+#include "support/tolerance.hpp"
+
+namespace {
+
+using froster::ConstView;
+using froster::index_t;
+using froster::ReferenceBackend;
+using froster::Tensor;
+using froster::TensorView;
+
+template <class T>
+TensorView<T> flat(TensorView<T> v) {
+  return TensorView<T>(v.data(), {1, v.numel()});
+}
+
+/// loss = sum(features * weights): its gradient with respect to the features is `weights`.
+double weighted_sum(ConstView<double> features, ConstView<double> weights) {
+  double s = 0;
+  for (index_t i = 0; i < features.rows(); ++i)
+    for (index_t j = 0; j < features.cols(); ++j) s += features(i, j) * weights(i, j);
+  return s;
+}
+
+/// Checks d loss / d parameter for every parameter of `model` (after backward) by central differences. The key
+/// third of attention's in_proj_bias has an exactly zero gradient (softmax ignores a shift shared by all keys), where
+/// a finite difference is pure round-off: it is checked to be zero instead. Not so under the temporal expand view,
+/// whose implicit zero keys keep a score of 0 while the bias shifts the others.
+template <class Model, class Forward>
+void require_parameter_gradients(Model& model, Forward&& loss, bool key_bias_shift_invariant = true) {
+  for (auto& entry : model.parameters().entries()) {
+    INFO("parameter " << entry.name);
+    Tensor<double> analytic = Tensor<double>::host(entry.grad.extents());
+    std::copy(entry.grad.data(), entry.grad.data() + entry.grad.numel(), analytic.data());
+    const TensorView<double> values = flat(entry.value.view()), grads = flat(analytic.view());
+    std::vector<std::pair<index_t, index_t>> checked{{0, values.numel()}};
+    if (key_bias_shift_invariant && entry.name.ends_with("attn.in_proj_bias")) {
+      const index_t width = values.numel() / 3;
+      for (index_t i = width; i < 2 * width; ++i) REQUIRE(std::abs(grads(0, i)) < 1e-12);
+      checked = {{0, width}, {2 * width, width}};
+    }
+    for (auto [begin, count] : checked) {
+      const auto part = [&](TensorView<double> v) { return TensorView<double>(v.data() + begin, {1, count}); };
+      const auto report = froster::test::check_gradient(loss, part(values), ConstView<double>(part(grads)));
+      INFO(report.message);
+      REQUIRE(report.ok);
+    }
+  }
+}
+
+froster::nn::VisionConfig tiny_vision(bool temporal, bool checkpointing) {
+  return {.image_size = 6, .patch_size = 3, .width = 8, .layers = 2, .heads = 2, .output_dim = 3,
+          .temporal_expand_view = temporal, .gradient_checkpointing = checkpointing};
+}
+
+}  // namespace
+
+TEST_CASE("VisionTransformer gradients match finite differences in double", "[nn][gradients]") {
+  const bool temporal = GENERATE(false, true);
+  INFO("temporal expand view " << temporal);
+  ReferenceBackend backend;
+  froster::nn::VisionTransformer<ReferenceBackend, double> model(backend, tiny_vision(temporal, false), 11);
+  const index_t frames = temporal ? 3 : 1, images = temporal ? 6 : 2;
+  Tensor<double> pixels = froster::test::random_tensor<double>({images, 3, 6, 6}, 1);
+  const Tensor<double> weights = froster::test::random_tensor<double>({images, 3}, 2);
+  auto loss = [&] { return weighted_sum(model.forward(pixels.cview(), frames), weights.cview()); };
+
+  loss();
+  Tensor<double> d_pixels = Tensor<double>::host(pixels.extents());
+  model.backward(weights.cview(), d_pixels.view());
+  const auto report = froster::test::check_gradient(loss, flat(pixels.view()), flat(d_pixels.view()));
+  INFO(report.message);
+  REQUIRE(report.ok);
+  require_parameter_gradients(model, loss, !temporal);
+}
+
+TEST_CASE("TextTransformer gradients match finite differences in double", "[nn][gradients]") {
+  ReferenceBackend backend;
+  froster::nn::TextTransformer<ReferenceBackend, double> model(
+      backend, {.context_length = 5, .vocab_size = 9, .width = 8, .layers = 2, .heads = 2, .output_dim = 3}, 12);
+  // Sequences of different lengths (end token 8 = the highest id), one token repeated so the table's rows
+  // accumulate.
+  const std::int64_t ids[] = {7, 3, 3, 8, 0, 7, 8, 0, 0, 0};
+  const ConstView<std::int64_t> tokens(ids, {2, 5});
+  const Tensor<double> weights = froster::test::random_tensor<double>({2, 3}, 3);
+  auto loss = [&] { return weighted_sum(model.forward(tokens), weights.cview()); };
+  loss();
+  model.backward(weights.cview());
+  require_parameter_gradients(model, loss);
+}
+
+TEST_CASE("TextTransformer gradient with respect to the input embeddings", "[nn][gradients]") {
+  ReferenceBackend backend;
+  froster::nn::TextTransformer<ReferenceBackend, double> model(
+      backend, {.context_length = 4, .vocab_size = 9, .width = 8, .layers = 1, .heads = 2, .output_dim = 3}, 13);
+  Tensor<double> embeddings = froster::test::random_tensor<double>({2 * 4, 8}, 4);
+  const Tensor<double> weights = froster::test::random_tensor<double>({2, 3}, 5);
+  auto loss = [&] { return weighted_sum(model.forward_embeddings(embeddings.cview(), 2, {3, 1}), weights.cview()); };
+  loss();
+  Tensor<double> d_embeddings = Tensor<double>::host(embeddings.extents());
+  model.backward(weights.cview(), d_embeddings.view());
+  const auto report = froster::test::check_gradient(loss, embeddings.view(), d_embeddings.cview());
+  INFO(report.message);
+  REQUIRE(report.ok);
+}
+
+TEST_CASE("Gradient checkpointing recomputes the same gradients and keeps less memory", "[nn][gradients]") {
+  ReferenceBackend backend;
+  auto run = [&](bool checkpointing, std::size_t& activation_bytes) {
+    froster::nn::VisionTransformer<ReferenceBackend, double> model(backend, tiny_vision(true, checkpointing), 21);
+    const Tensor<double> pixels = froster::test::random_tensor<double>({6, 3, 6, 6}, 6);
+    const Tensor<double> weights = froster::test::random_tensor<double>({6, 3}, 7);
+    model.forward(pixels.cview(), 3);
+    model.backward(weights.cview());
+    activation_bytes = model.activation_bytes();
+    std::vector<double> grads;
+    for (auto& e : model.parameters().entries()) grads.insert(grads.end(), e.grad.data(), e.grad.data() + e.grad.numel());
+    return grads;
+  };
+  std::size_t kept = 0, recomputed = 0;
+  const auto full = run(false, kept);
+  const auto checkpointed = run(true, recomputed);
+  REQUIRE(full == checkpointed);  // the same operations in the same order: bitwise equal
+  REQUIRE(recomputed < kept);
+}
+
+TEST_CASE("Encoders reject inputs of the wrong shape or out-of-vocabulary tokens", "[nn][errors]") {
+  ReferenceBackend backend;
+  froster::nn::VisionTransformer<ReferenceBackend, double> vision(backend, tiny_vision(true, false));
+  const Tensor<double> wrong_size = Tensor<double>::host_zeros({2, 3, 9, 9});
+  CHECK_THROWS_AS(vision.forward(wrong_size.cview()), froster::ShapeError);
+  const Tensor<double> five = Tensor<double>::host_zeros({5, 3, 6, 6});
+  CHECK_THROWS_WITH(vision.forward(five.cview(), 3), Catch::Contains("5 images are not whole clips of 3 frames"));
+  const Tensor<double> d = Tensor<double>::host_zeros({2, 3});
+  CHECK_THROWS_WITH(vision.backward(d.cview()), Catch::Contains("call forward first"));
+
+  froster::nn::TextTransformer<ReferenceBackend, double> text(
+      backend, {.context_length = 5, .vocab_size = 9, .width = 8, .layers = 1, .heads = 2, .output_dim = 3});
+  const std::int64_t bad[] = {1, 9};
+  CHECK_THROWS_WITH(text.forward(ConstView<std::int64_t>(bad, {1, 2})),
+                    Catch::Contains("token id 9 at [0, 1] is outside the vocabulary [0, 9)"));
+  const std::int64_t too_long[6] = {};
+  CHECK_THROWS_AS(text.forward(ConstView<std::int64_t>(too_long, {1, 6})), froster::ShapeError);
+  CHECK_THROWS_WITH(froster::nn::VisionTransformer<ReferenceBackend>(backend, {.image_size = 7, .patch_size = 3}),
+                    Catch::Contains("image_size 7 must be a positive multiple of patch_size 3"));
+}
