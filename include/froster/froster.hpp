@@ -9,5 +9,6 @@
 #include "froster/backends/reference.hpp"
 #include "froster/core.hpp"
 #include "froster/distillation.hpp"
+#include "froster/model.hpp"
 #include "froster/nn.hpp"
 #include "froster/version.hpp"
