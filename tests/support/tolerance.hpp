@@ -34,6 +34,8 @@ inline constexpr Tolerance pytorch_encoder_fp32{1e-4};
 inline Tolerance cross_backend_fp32(froster::index_t reduction_length) {
   return {2e-6 * std::sqrt(double(std::max<froster::index_t>(reduction_length, 1))) + 2e-6};
 }
+/// The same computation run twice (same code, backend and thread count): bitwise equal.
+inline constexpr Tolerance identical{0.0};
 /// double against double computed in another order.
 inline constexpr Tolerance same_math_fp64{1e-12};
 /// Central finite differences in double: |g - g_fd| / |g + g_fd| (see gradcheck.hpp).

@@ -90,7 +90,9 @@ class Tensor {
   Device device() const { return device_; }
   int rank() const { return extents_.size(); }
   index_t extent(int d) const { return extents_[d]; }
-  index_t numel() const { return extents_.size() == 0 ? 0 : extents_.product(); }
+  /// Elements held: a rank-0 tensor with storage is a scalar (one element, as a 0-d PyTorch tensor); an empty
+  /// (default or moved-from) tensor holds none.
+  index_t numel() const { return storage_ == nullptr ? 0 : extents_.product(); }
   bool allocated() const { return storage_ != nullptr; }
 
   TensorView<T> view() { return TensorView<T>(data(), extents_, device_); }

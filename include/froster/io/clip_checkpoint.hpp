@@ -29,7 +29,7 @@ struct ClipConfig {
 /// Which naming a state dict uses.
 enum class ClipNaming : std::uint8_t { openai, hugging_face };
 
-namespace detail {
+namespace clip_detail {
 
 inline const Tensor<float>& tensor_of(const StateDict& sd, std::string_view name, int rank) {
   require<FormatError>(sd.contains(name), "CLIP checkpoint: tensor '", name, "' is missing");
@@ -88,7 +88,7 @@ inline Tensor<float> stacked(const std::vector<const Tensor<float>*>& parts) {
   return out;
 }
 
-}  // namespace detail
+}  // namespace clip_detail
 
 /// OpenAI names carry `visual.conv1.weight`; Hugging Face ones `vision_model.embeddings.patch_embedding.weight`.
 inline ClipNaming detect_clip_naming(const StateDict& sd) {
@@ -115,17 +115,17 @@ inline StateDict hugging_face_to_openai(const StateDict& hf) {
     return hf.at(name);
   };
   const auto rename = [&](const std::string& from, const std::string& to) {
-    out.insert(to, detail::copied(take(from)), hf.entry(from).stored);
+    out.insert(to, clip_detail::copied(take(from)), hf.entry(from).stored);
   };
   const auto tower = [&](const std::string& hf_prefix, const std::string& oa_prefix) {
-    const index_t layers = detail::count_layers(hf, hf_prefix + ".encoder.layers.");
+    const index_t layers = clip_detail::count_layers(hf, hf_prefix + ".encoder.layers.");
     for (index_t i = 0; i < layers; ++i) {
       const std::string h = hf_prefix + ".encoder.layers." + std::to_string(i) + ".";
       const std::string o = oa_prefix + ".resblocks." + std::to_string(i) + ".";
       for (const char* kind : {"weight", "bias"}) {
         const std::string k = kind;
         out.insert(o + "attn.in_proj_" + k,
-                   detail::stacked({&take(h + "self_attn.q_proj." + k), &take(h + "self_attn.k_proj." + k),
+                   clip_detail::stacked({&take(h + "self_attn.q_proj." + k), &take(h + "self_attn.k_proj." + k),
                                     &take(h + "self_attn.v_proj." + k)}),
                    hf.entry(h + "self_attn.q_proj." + k).stored);
         rename(h + "self_attn.out_proj." + k, o + "attn.out_proj." + k);
@@ -145,7 +145,7 @@ inline StateDict hugging_face_to_openai(const StateDict& hf) {
       rename(std::string("vision_model.post_layernorm.") + k, std::string("visual.ln_post.") + k);
     }
     tower("vision_model", "visual.transformer");
-    out.insert("visual.proj", detail::transposed(detail::tensor_of(hf, "visual_projection.weight", 2)));
+    out.insert("visual.proj", clip_detail::transposed(clip_detail::tensor_of(hf, "visual_projection.weight", 2)));
     used.insert("visual_projection.weight");
   }
   if (hf.contains("text_model.embeddings.token_embedding.weight")) {
@@ -154,7 +154,7 @@ inline StateDict hugging_face_to_openai(const StateDict& hf) {
     for (const char* k : {"weight", "bias"})
       rename(std::string("text_model.final_layer_norm.") + k, std::string("ln_final.") + k);
     tower("text_model", "transformer");
-    out.insert("text_projection", detail::transposed(detail::tensor_of(hf, "text_projection.weight", 2)));
+    out.insert("text_projection", clip_detail::transposed(clip_detail::tensor_of(hf, "text_projection.weight", 2)));
     used.insert("text_projection.weight");
   }
   if (hf.contains("logit_scale")) rename("logit_scale", "logit_scale");
@@ -171,26 +171,26 @@ inline StateDict hugging_face_to_openai(const StateDict& hf) {
 /// `vision_heads` / `text_heads` say otherwise (Hugging Face's config.json does).
 inline ClipConfig infer_clip_config(const StateDict& sd, index_t vision_heads = 0, index_t text_heads = 0) {
   ClipConfig c;
-  const Tensor<float>& conv = detail::tensor_of(sd, "visual.conv1.weight", 4);
-  const Tensor<float>& pos = detail::tensor_of(sd, "visual.positional_embedding", 2);
-  const Tensor<float>& proj = detail::tensor_of(sd, "visual.proj", 2);
+  const Tensor<float>& conv = clip_detail::tensor_of(sd, "visual.conv1.weight", 4);
+  const Tensor<float>& pos = clip_detail::tensor_of(sd, "visual.positional_embedding", 2);
+  const Tensor<float>& proj = clip_detail::tensor_of(sd, "visual.proj", 2);
   c.vision.width = conv.extent(0);
   c.vision.patch_size = conv.extent(3);
   const index_t grid = index_t(std::lround(std::sqrt(double(pos.extent(0) - 1))));
   require<FormatError>(grid > 0 && grid * grid + 1 == pos.extent(0), "CLIP checkpoint: visual.positional_embedding has ",
                        pos.extent(0), " rows, not a square grid of patches plus a class token");
   c.vision.image_size = grid * c.vision.patch_size;
-  c.vision.layers = detail::count_layers(sd, "visual.transformer.resblocks.");
+  c.vision.layers = clip_detail::count_layers(sd, "visual.transformer.resblocks.");
   c.vision.heads = vision_heads > 0 ? vision_heads : c.vision.width / 64;
   c.vision.output_dim = proj.extent(1);
 
-  const Tensor<float>& tokens = detail::tensor_of(sd, "token_embedding.weight", 2);
-  const Tensor<float>& text_pos = detail::tensor_of(sd, "positional_embedding", 2);
-  const Tensor<float>& text_proj = detail::tensor_of(sd, "text_projection", 2);
+  const Tensor<float>& tokens = clip_detail::tensor_of(sd, "token_embedding.weight", 2);
+  const Tensor<float>& text_pos = clip_detail::tensor_of(sd, "positional_embedding", 2);
+  const Tensor<float>& text_proj = clip_detail::tensor_of(sd, "text_projection", 2);
   c.text.vocab_size = tokens.extent(0);
-  c.text.width = detail::tensor_of(sd, "ln_final.weight", 1).extent(0);
+  c.text.width = clip_detail::tensor_of(sd, "ln_final.weight", 1).extent(0);
   c.text.context_length = text_pos.extent(0);
-  c.text.layers = detail::count_layers(sd, "transformer.resblocks.");
+  c.text.layers = clip_detail::count_layers(sd, "transformer.resblocks.");
   c.text.heads = text_heads > 0 ? text_heads : c.text.width / 64;
   c.text.output_dim = text_proj.extent(1);
   c.embed_dim = c.text.output_dim;

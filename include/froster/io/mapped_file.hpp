@@ -25,16 +25,16 @@ class MappedFile {
 
   explicit MappedFile(const std::string& path) : path_(path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw IoError(detail::concat("cannot open '", path, "': ", std::strerror(errno)));
+    if (fd < 0) throw IoError(froster::detail::concat("cannot open '", path, "': ", std::strerror(errno)));
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
       int err = errno;
       ::close(fd);
-      throw IoError(detail::concat("cannot stat '", path, "': ", std::strerror(err)));
+      throw IoError(froster::detail::concat("cannot stat '", path, "': ", std::strerror(err)));
     }
     if (!S_ISREG(st.st_mode)) {
       ::close(fd);
-      throw IoError(detail::concat("'", path, "' is not a regular file"));
+      throw IoError(froster::detail::concat("'", path, "' is not a regular file"));
     }
     size_ = static_cast<std::size_t>(st.st_size);
     if (size_ > 0) {
@@ -42,7 +42,7 @@ class MappedFile {
       if (p == MAP_FAILED) {
         int err = errno;
         ::close(fd);
-        throw IoError(detail::concat("cannot map '", path, "' (", size_, " bytes): ", std::strerror(err)));
+        throw IoError(froster::detail::concat("cannot map '", path, "' (", size_, " bytes): ", std::strerror(err)));
       }
       data_ = static_cast<const std::byte*>(p);
     }

@@ -37,7 +37,7 @@ inline void save_npy(const std::string& path, ConstView<float> values) {
   require<ShapeError>(values.device().kind == DeviceKind::host, "save_npy: values must be on the host, got ", values);
   const std::string tmp = path + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) throw IoError(detail::concat("cannot write '", tmp, "': ", std::strerror(errno)));
+  if (f == nullptr) throw IoError(froster::detail::concat("cannot write '", tmp, "': ", std::strerror(errno)));
   const std::string header = npy_header(values.extents());
   bool ok = std::fwrite(header.data(), 1, header.size(), f) == header.size();
   // Walk every index in C order (little-endian hosts only: x86-64 and aarch64).
@@ -57,7 +57,7 @@ inline void save_npy(const std::string& path, ConstView<float> values) {
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     std::remove(tmp.c_str());
-    throw IoError(detail::concat("cannot write '", path, "': ", std::strerror(err)));
+    throw IoError(froster::detail::concat("cannot write '", path, "': ", std::strerror(err)));
   }
 }
 

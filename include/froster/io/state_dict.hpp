@@ -77,7 +77,7 @@ class StateDict {
  private:
   std::size_t position(std::string_view name) const {
     auto it = index_.find(std::string(name));
-    if (it == index_.end()) throw ValueError(detail::concat("no tensor named '", name, "' (", entries_.size(),
+    if (it == index_.end()) throw ValueError(froster::detail::concat("no tensor named '", name, "' (", entries_.size(),
                                                             " tensors present)"));
     return it->second;
   }

@@ -57,12 +57,17 @@ class ClipModel {
     for (const auto& e : sd) {
       if (used.count(e.name) != 0) continue;
       if (e.name == "logit_scale") {
-        require<FormatError>(e.tensor.numel() == 1, "CLIP checkpoint: logit_scale must hold one value, has extents ",
+        // 0-d in OpenAI's and Hugging Face's checkpoints, or [1].
+        require<FormatError>(e.tensor.numel() == 1,
+                             "CLIP checkpoint: logit_scale must hold one value, has extents ",
                              e.tensor.extents());
         logit_scale_ = double(e.tensor.data()[0]);
         continue;
       }
-      if (e.name == "input_resolution" || e.name == "context_length" || e.name == "vocab_size") continue;
+      // OpenAI's bookkeeping entries, and the causal mask its TorchScript files keep as a buffer.
+      if (e.name == "input_resolution" || e.name == "context_length" || e.name == "vocab_size" ||
+          e.name.ends_with(".attn_mask"))
+        continue;
       throw FormatError(detail::concat("CLIP checkpoint: unexpected tensor '", e.name, "' ", e.tensor.extents(),
                                        " (the model has no such parameter)"));
     }
@@ -78,6 +83,27 @@ class ClipModel {
     auto model = std::make_unique<ClipModel>(backend, io::infer_clip_config(sd, vision_heads, text_heads));
     model->load(sd);
     return model;
+  }
+
+  /// Every parameter as fp32 host tensors under OpenAI's names, plus `logit_scale`: what `save_safetensors` writes
+  /// for PyTorch users (OpenAI's `build_model` and froster's `from_state_dict` both read it back).
+  io::StateDict state_dict() const {
+    io::StateDict sd;
+    const auto add_set = [&](const auto& params) {
+      for (const auto& e : params.entries()) {
+        Tensor<T> host = Tensor<T>::host(e.value.extents());
+        backend_->copy(nn::ParameterSet<B, T>::matrix_of(e.value.cview()), nn::ParameterSet<B, T>::matrix_of(host.view()));
+        Tensor<float> out = Tensor<float>::host(e.value.extents());
+        for (index_t i = 0; i < host.numel(); ++i) out.data()[i] = float(host.data()[i]);
+        sd.insert(e.name, std::move(out));
+      }
+    };
+    add_set(visual_.parameters());
+    add_set(text_.parameters());
+    Tensor<float> scale = Tensor<float>::host({});  // 0-d, as OpenAI's: storage for one element
+    scale.data()[0] = float(logit_scale_);
+    sd.insert("logit_scale", std::move(scale));
+    return sd;
   }
 
   const io::ClipConfig& config() const { return config_; }

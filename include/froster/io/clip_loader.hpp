@@ -1,0 +1,100 @@
+#pragma once
+/// @file
+/// One entry point for every CLIP checkpoint a user may have: `load_clip_checkpoint(path)` takes a safetensors
+/// file, a PyTorch `torch.save` file (a FROSTER / Open-VCLIP training checkpoint included: `model.` / `module.`
+/// prefixes are stripped), or a Hugging Face model directory (`model.safetensors` or `pytorch_model.bin`, with
+/// `config.json` for the head counts), detected by content, not by name.
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "froster/io/clip_checkpoint.hpp"
+#include "froster/io/mapped_file.hpp"
+#include "froster/io/safetensors.hpp"
+#include "froster/io/torch_checkpoint.hpp"
+
+namespace froster::io {
+
+struct ClipCheckpoint {
+  StateDict state;           ///< As stored (either naming); ClipModel::from_state_dict renames.
+  index_t vision_heads = 0;  ///< From config.json where there is one; 0 = width / 64.
+  index_t text_heads = 0;
+  std::string format;        ///< "safetensors", "torch" or "hugging face directory (...)", for messages.
+};
+
+namespace clip_detail {
+
+/// Heads, activation and LayerNorm eps from a Hugging Face CLIP config.json; what froster cannot run is an error.
+inline void read_hf_clip_config(const std::filesystem::path& path, ClipCheckpoint& out) {
+  std::ifstream in(path);
+  if (!in) throw IoError(froster::detail::concat("cannot open '", path.string(), "'"));
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(froster::detail::concat("'", path.string(), "' is not valid JSON: ", e.what()));
+  }
+  const auto tower = [&](const char* key, index_t& heads) {
+    if (!config.is_object() || !config.contains(key) || !config[key].is_object()) return;
+    const nlohmann::json& t = config[key];
+    if (t.contains("num_attention_heads") && t["num_attention_heads"].is_number_integer())
+      heads = t["num_attention_heads"].get<index_t>();
+    if (t.contains("hidden_act") && t["hidden_act"].is_string())
+      require<FormatError>(t["hidden_act"] == "quick_gelu", "'", path.string(), "': ", key, ".hidden_act is ",
+                           t["hidden_act"].dump(), "; froster's CLIP blocks use quick_gelu (OpenAI's models)");
+    if (t.contains("layer_norm_eps") && t["layer_norm_eps"].is_number())
+      require<FormatError>(std::abs(t["layer_norm_eps"].get<double>() - 1e-5) < 1e-12, "'", path.string(), "': ", key,
+                           ".layer_norm_eps is ", t["layer_norm_eps"].dump(), "; froster's LayerNorm uses 1e-5");
+  };
+  tower("vision_config", out.vision_heads);
+  tower("text_config", out.text_heads);
+}
+
+inline bool starts_with_bytes(const std::filesystem::path& path, std::string_view magic) {
+  std::ifstream in(path, std::ios::binary);
+  std::string head(magic.size(), '\0');
+  return in.read(head.data(), std::streamsize(head.size())) && head == magic;
+}
+
+inline StateDict load_state_dict_file(const std::filesystem::path& path, std::string& format) {
+  if (starts_with_bytes(path, "PK\x03\x04")) {
+    format = "torch";
+    return load_torch_checkpoint(path.string());
+  }
+  format = "safetensors";
+  return load_safetensors(path.string()).tensors;
+}
+
+}  // namespace clip_detail
+
+/// Loads a CLIP checkpoint from a file or a Hugging Face model directory (see the file comment).
+inline ClipCheckpoint load_clip_checkpoint(const std::string& path) {
+  namespace fs = std::filesystem;
+  ClipCheckpoint out;
+  const fs::path p(path);
+  std::error_code ec;
+  if (fs::is_directory(p, ec)) {
+    fs::path weights;
+    for (const char* name : {"model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors"})
+      if (fs::exists(p / name, ec)) {
+        weights = p / name;
+        break;
+      }
+    require<IoError>(!weights.empty(), "'", path,
+                     "' is a directory without model.safetensors or pytorch_model.bin (a Hugging Face CLIP "
+                     "directory has one of them and config.json)");
+    std::string format;
+    out.state = clip_detail::load_state_dict_file(weights, format);
+    out.format = "hugging face directory (" + weights.filename().string() + ", " + format + ")";
+    if (fs::exists(p / "config.json", ec)) clip_detail::read_hf_clip_config(p / "config.json", out);
+    return out;
+  }
+  require<IoError>(fs::exists(p, ec), "'", path, "' does not exist");
+  out.state = clip_detail::load_state_dict_file(p, out.format);
+  return out;
+}
+
+}  // namespace froster::io

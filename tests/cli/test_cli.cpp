@@ -1,0 +1,249 @@
+// The `froster` command-line tool end to end: a tiny CLIP written to safetensors by the library, then every
+// command run as a user would, its outputs compared with the library's own API on the same inputs, and its
+// failures (usage, missing or corrupt files) checked for exit status and message.
+
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <froster/cpu.hpp>
+#include <froster/froster.hpp>
+#include <froster/io/clip_loader.hpp>
+#include <froster/io/image.hpp>
+#include <froster/io/resize.hpp>
+#include <froster/io/safetensors.hpp>
+#include <froster/io/tokenizer.hpp>
+
+#include "support/fixtures.hpp"
+#include "support/tolerance.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using froster::ConstView;
+using froster::index_t;
+using froster::Tensor;
+
+struct Run {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string quoted(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+/// A scratch directory for this process (CTest runs test cases in parallel processes), holding the tiny model and
+/// the CLI's outputs; removed at exit.
+const fs::path& scratch() {
+  struct Dir {
+    fs::path path = fs::temp_directory_path() / ("froster_cli_test_" + std::to_string(::getpid()));
+    Dir() { fs::create_directories(path); }
+    ~Dir() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  };
+  static const Dir dir;
+  return dir.path;
+}
+
+Run froster_cli(const std::vector<std::string>& args) {
+  std::string command = quoted(FROSTER_CLI_PATH);
+  for (const std::string& a : args) {  // piece by piece: GCC 12 misreports " " + string as -Wrestrict (bug 105329)
+    command += ' ';
+    command += quoted(a);
+  }
+  const fs::path out = scratch() / "stdout.txt", err = scratch() / "stderr.txt";
+  command += " >";
+  command += quoted(out.string());
+  command += " 2>";
+  command += quoted(err.string());
+  const int raw = std::system(command.c_str());
+  Run r;
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  r.out = read_file(out);
+  r.err = read_file(err);
+  return r;
+}
+
+/// A tiny CLIP (real vocabulary size, so the real tokenizer's ids fit) saved as OpenAI-named safetensors.
+froster::io::ClipConfig tiny_config() {
+  froster::io::ClipConfig c;
+  c.vision = {.image_size = 32, .patch_size = 16, .width = 64, .layers = 1, .heads = 0, .output_dim = 16};
+  c.text = {.context_length = 77, .vocab_size = 49408, .width = 64, .layers = 1, .heads = 0, .output_dim = 16};
+  c.embed_dim = 16;
+  return c;
+}
+
+const std::string& tiny_weights() {
+  static const std::string path = [] {
+    froster::CpuBackend backend;
+    froster::ClipModel<froster::CpuBackend> model(backend, tiny_config(), 5);
+    const std::string p = (scratch() / "tiny_clip.safetensors").string();
+    froster::io::save_safetensors(p, model.state_dict());
+    return p;
+  }();
+  return path;
+}
+
+std::string image(const std::string& name) { return froster::test::fixture_path(name); }
+
+std::string vocab_path() { return std::string(FROSTER_SHARED_DATA_DIR) + "/bpe_simple_vocab_16e6.txt.gz"; }
+
+/// Reads a float32 C-order .npy written by the CLI: its shape and values.
+std::pair<std::vector<index_t>, std::vector<float>> read_npy(const fs::path& p) {
+  const std::string bytes = read_file(p);
+  REQUIRE(bytes.size() >= 10);
+  REQUIRE(bytes.substr(0, 6) == "\x93NUMPY");
+  const std::size_t header_len = std::size_t(std::uint8_t(bytes[8])) | std::size_t(std::uint8_t(bytes[9])) << 8;
+  const std::string dict = bytes.substr(10, header_len);
+  REQUIRE(dict.find("'<f4'") != std::string::npos);
+  std::vector<index_t> shape;
+  std::istringstream s(dict.substr(dict.find('(') + 1));
+  for (index_t v; s >> v;) {
+    shape.push_back(v);
+    if (s.peek() == ',') s.ignore();
+  }
+  std::size_t n = 1;
+  for (index_t v : shape) n *= std::size_t(v);
+  REQUIRE(bytes.size() == 10 + header_len + n * sizeof(float));
+  std::vector<float> values(n);
+  std::memcpy(values.data(), bytes.data() + 10 + header_len, n * sizeof(float));
+  return {shape, values};
+}
+
+}  // namespace
+
+TEST_CASE("froster --help and usage errors", "[cli]") {
+  const Run help = froster_cli({"--help"});
+  CHECK(help.status == 0);
+  CHECK(help.out.find("usage: froster <command>") != std::string::npos);
+  for (const char* command : {"tokenize", "embed-image", "embed-text", "zero-shot"})
+    CHECK(help.out.find(command) != std::string::npos);
+
+  const Run none = froster_cli({});
+  CHECK(none.status == 2);
+  CHECK(none.err.find("no command given") != std::string::npos);
+  const Run unknown = froster_cli({"classify"});
+  CHECK(unknown.status == 2);
+  CHECK(unknown.err.find("unknown command 'classify'") != std::string::npos);
+  const Run missing = froster_cli({"embed-image", "--out", "x.npy", "a.png"});
+  CHECK(missing.status == 2);
+  CHECK(missing.err.find("embed-image needs --weights") != std::string::npos);
+  const Run bad_k = froster_cli({"zero-shot", "--top-k", "zero", "--weights", "w", "--labels", "l", "x.png"});
+  CHECK(bad_k.status == 2);
+}
+
+TEST_CASE("froster embed-image writes the library's image features", "[cli]") {
+  const fs::path out = scratch() / "images.npy";
+  const std::vector<std::string> images = {image("image_src_rgb_37x23.png"), image("image_src_jpeg420_37x23.jpg")};
+  const Run r = froster_cli({"embed-image", "--weights", tiny_weights(), "--out", out.string(), images[0], images[1]});
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  const auto [shape, values] = read_npy(out);
+  REQUIRE(shape == std::vector<index_t>{2, 16});
+
+  // The same through the API.
+  froster::CpuBackend backend;
+  auto model = froster::ClipModel<froster::CpuBackend>::from_state_dict(
+      backend, froster::io::load_clip_checkpoint(tiny_weights()).state);
+  Tensor<float> batch = Tensor<float>::host({2, 3, 32, 32});
+  for (index_t i = 0; i < 2; ++i)
+    froster::io::ClipPreprocess{.resolution = 32}(froster::io::decode_source(images[std::size_t(i)]), batch.view(), i);
+  const ConstView<float> expected = model->encode_image(batch.cview());
+  FROSTER_REQUIRE_CLOSE(ConstView<float>(values.data(), {2, 16}), expected, froster::test::tol::identical);
+}
+
+TEST_CASE("froster reports unreadable inputs with exit status 1", "[cli]") {
+  const Run absent = froster_cli({"embed-image", "--weights", (scratch() / "absent.safetensors").string(), "--out",
+                                  (scratch() / "x.npy").string(), image("image_src_rgb_37x23.png")});
+  CHECK(absent.status == 1);
+  CHECK(absent.err.find("froster: error:") != std::string::npos);
+  CHECK(absent.err.find("absent.safetensors") != std::string::npos);
+
+  const fs::path corrupt = scratch() / "corrupt.safetensors";
+  std::ofstream(corrupt, std::ios::binary) << "not a checkpoint at all";
+  const Run bad = froster_cli({"embed-image", "--weights", corrupt.string(), "--out", (scratch() / "x.npy").string(),
+                               image("image_src_rgb_37x23.png")});
+  CHECK(bad.status == 1);
+  CHECK(bad.err.find("froster: error:") != std::string::npos);
+
+  const Run bad_image = froster_cli({"embed-image", "--weights", tiny_weights(), "--out",
+                                     (scratch() / "x.npy").string(), corrupt.string()});
+  CHECK(bad_image.status == 1);
+  CHECK(!fs::exists(scratch() / "x.npy"));
+}
+
+TEST_CASE("froster tokenize, embed-text and zero-shot with the real CLIP vocabulary", "[cli]") {
+  if (!fs::exists(vocab_path())) {
+    WARN("skipped: the CLIP vocabulary is not at " << vocab_path() << " (../shared/data beside the checkout)");
+    return;
+  }
+  froster::io::ClipTokenizer tokenizer = froster::io::ClipTokenizer::load(vocab_path());
+
+  const Run tok = froster_cli({"tokenize", "--vocab", vocab_path(), "--context-length", "8", "a photo of a cat."});
+  INFO(tok.err);
+  REQUIRE(tok.status == 0);
+  const Tensor<std::int64_t> ids = tokenizer.tokenize<std::int64_t>(std::string("a photo of a cat."), 8);
+  std::string expected = "[";
+  for (index_t j = 0; j < 8; ++j) expected += (j ? "," : "") + std::to_string(ids.data()[j]);
+  CHECK(tok.out == expected + "]\n");
+
+  const fs::path out = scratch() / "texts.npy";
+  const Run emb = froster_cli({"embed-text", "--weights", tiny_weights(), "--vocab", vocab_path(), "--out",
+                               out.string(), "a dog", "a cat playing piano"});
+  INFO(emb.err);
+  REQUIRE(emb.status == 0);
+  const auto [shape, values] = read_npy(out);
+  REQUIRE(shape == std::vector<index_t>{2, 16});
+  froster::CpuBackend backend;
+  auto model = froster::ClipModel<froster::CpuBackend>::from_state_dict(
+      backend, froster::io::load_clip_checkpoint(tiny_weights()).state);
+  const Tensor<std::int64_t> text_ids = tokenizer.tokenize<std::int64_t>(std::vector<std::string>{"a dog", "a cat playing piano"}, 77);
+  FROSTER_REQUIRE_CLOSE(ConstView<float>(values.data(), {2, 16}), model->encode_text(text_ids.cview()),
+                        froster::test::tol::identical);
+
+  // Zero-shot over an image and a directory of two frames: JSON with the top 2 of 3 labels, probabilities sorted.
+  const fs::path labels = scratch() / "labels.txt", frames = scratch() / "frames";
+  std::ofstream(labels) << "dog\ncat\npiano\n";
+  fs::create_directories(frames);
+  fs::copy_file(image("image_src_rgb_37x23.png"), frames / "0001.png", fs::copy_options::overwrite_existing);
+  fs::copy_file(image("image_src_jpeg420_37x23.jpg"), frames / "0002.jpg", fs::copy_options::overwrite_existing);
+  const Run zs = froster_cli({"zero-shot", "--weights", tiny_weights(), "--vocab", vocab_path(), "--labels",
+                              labels.string(), "--top-k", "2", "--json", image("image_src_rgb_37x23.png"),
+                              frames.string()});
+  INFO(zs.err);
+  REQUIRE(zs.status == 0);
+  std::istringstream lines(zs.out);
+  std::vector<std::string> objects;
+  for (std::string line; std::getline(lines, line);) objects.push_back(line);
+  REQUIRE(objects.size() == 2);
+  CHECK(objects[1].find("\"frames\":2") != std::string::npos);
+  for (const std::string& o : objects) {
+    std::vector<double> p;
+    for (std::size_t at = o.find("\"probability\":"); at != std::string::npos; at = o.find("\"probability\":", at + 1))
+      p.push_back(std::stod(o.substr(at + 14)));
+    REQUIRE(p.size() == 2);
+    CHECK(p[0] >= p[1]);
+    CHECK(p[0] + p[1] <= 1.0 + 1e-6);
+  }
+}
