@@ -158,3 +158,23 @@ TEST_CASE("Encoders reject inputs of the wrong shape or out-of-vocabulary tokens
   CHECK_THROWS_WITH(froster::nn::VisionTransformer<ReferenceBackend>(backend, {.image_size = 7, .patch_size = 3}),
                     Catch::Contains("image_size 7 must be a positive multiple of patch_size 3"));
 }
+
+TEST_CASE("Inference forwards keep no activations, give the same features, and refuse backward", "[nn][inference]") {
+  ReferenceBackend backend;
+  froster::nn::VisionTransformer<ReferenceBackend, double> model(backend, tiny_vision(true, false), 31);
+  const Tensor<double> pixels = froster::test::random_tensor<double>({6, 3, 6, 6}, 8);
+  const std::size_t untouched = model.activation_bytes();
+  const ConstView<double> inference = model.forward(pixels.cview(), 3, false);
+  const std::vector<double> first(inference.data(), inference.data() + inference.numel());
+  const std::size_t inference_bytes = model.activation_bytes() - untouched;
+  for (const auto& e : model.parameters().entries()) CHECK(!e.grad.allocated());  // no gradient memory yet
+
+  const Tensor<double> weights = froster::test::random_tensor<double>({6, 3}, 9);
+  CHECK_THROWS_WITH(model.backward(weights.cview()), Catch::Contains("kept no activations"));
+  for (const auto& e : model.parameters().entries()) CHECK(!e.grad.allocated());
+
+  const ConstView<double> training = model.forward(pixels.cview(), 3);
+  CHECK(std::vector<double>(training.data(), training.data() + training.numel()) == first);
+  CHECK(model.activation_bytes() - untouched > inference_bytes);
+  model.backward(weights.cview());
+}

@@ -113,10 +113,11 @@ class ClipModel {
   double logit_scale() const { return logit_scale_; }
   void set_logit_scale(double log_scale) { logit_scale_ = log_scale; }
 
-  /// Unnormalised image features [N, E] (what OpenAI's encode_image returns).
-  ConstView<T> encode_image(ConstView<T> images, index_t frames = 1) { return visual_.forward(images, frames); }
-  /// Unnormalised text features [N, E] of host token ids [N, L].
-  ConstView<T> encode_text(ConstView<std::int64_t> tokens) { return text_.forward(tokens); }
+  /// Unnormalised image features [N, E] (what OpenAI's encode_image returns), inference only: nothing is kept for
+  /// backward (train through `visual().forward`).
+  ConstView<T> encode_image(ConstView<T> images, index_t frames = 1) { return visual_.forward(images, frames, false); }
+  /// Unnormalised text features [N, E] of host token ids [N, L], inference only (train through `text().forward`).
+  ConstView<T> encode_text(ConstView<std::int64_t> tokens) { return text_.forward(tokens, false); }
 
  private:
   B* backend_;

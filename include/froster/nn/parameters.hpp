@@ -3,6 +3,8 @@
 /// `ParameterSet`: the named trainable tensors of a model and their gradients, allocated on its backend. Names
 /// follow the checkpoint naming of the reference implementation (OpenAI CLIP: `transformer.resblocks.0.ln_1.weight`),
 /// so loading a state dict is a lookup per name. Entries never move once added: components keep references.
+/// Gradient buffers are allocated (zeroed) on first need — `zero_grad()`, `parameters()`, or a backward pass through
+/// `ensure_gradients()` — so a model used only for inference holds no memory for them.
 
 #include <cmath>
 #include <cstdint>
@@ -42,13 +44,19 @@ class ParameterSet {
   ParameterSet(const ParameterSet&) = delete;
   ParameterSet& operator=(const ParameterSet&) = delete;
 
-  /// Adds a zero-gradient parameter; a repeated name is an error.
+  /// Adds a parameter (its gradient buffer comes on first need); a repeated name is an error.
   Entry& add(std::string name, Dims extents, Init init) {
     require<ValueError>(find(name) == nullptr, "ParameterSet: a parameter named '", name, "' exists already");
-    Entry& e = entries_.emplace_back(Entry{std::move(name), backend_->template allocate<T>(extents),
-                                           backend_->template allocate<T>(extents), init});
-    backend_->fill(matrix_of(e.grad.view()), T(0));
-    return e;
+    return entries_.emplace_back(Entry{std::move(name), backend_->template allocate<T>(extents), Tensor<T>{}, init});
+  }
+
+  /// Allocates zeroed gradient buffers where there are none yet; backward passes call it before accumulating.
+  void ensure_gradients() {
+    for (Entry& e : entries_)
+      if (!e.grad.allocated()) {
+        e.grad = backend_->template allocate<T>(e.value.extents());
+        backend_->fill(matrix_of(e.grad.view()), T(0));
+      }
   }
 
   /// Sets every parameter from its `Init`, drawing normals from one stream seeded by `seed` in insertion order
@@ -70,6 +78,7 @@ class ParameterSet {
   }
 
   void zero_grad() {
+    ensure_gradients();
     for (Entry& e : entries_) backend_->fill(matrix_of(e.grad.view()), T(0));
   }
 
@@ -97,6 +106,7 @@ class ParameterSet {
 
   /// Every parameter with its gradient, in insertion order, for an optimiser.
   std::vector<Parameter<T>> parameters() {
+    ensure_gradients();
     std::vector<Parameter<T>> out;
     out.reserve(entries_.size());
     for (Entry& e : entries_) out.push_back({e.name, e.value.view(), e.grad.view()});

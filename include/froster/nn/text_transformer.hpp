@@ -51,7 +51,8 @@ class TextTransformer {
   void zero_grad() { params_.zero_grad(); }
 
   /// Features [N, output_dim] of host token ids [N, L]. The result stays valid until the next forward.
-  ConstView<T> forward(ConstView<std::int64_t> tokens) {
+  /// `keep_activations = false` (inference) keeps nothing for backward: one block's activations at a time.
+  ConstView<T> forward(ConstView<std::int64_t> tokens, bool keep_activations = true) {
     constexpr std::string_view op = "TextTransformer::forward";
     require<ShapeError>(tokens.rank() == 2 && tokens.rows() > 0 && tokens.cols() > 0 &&
                             tokens.cols() <= config_.context_length && tokens.device().kind == DeviceKind::host,
@@ -78,13 +79,14 @@ class TextTransformer {
                    positional_embedding_->value.cview().slice_rows(0, len).reshaped({1, len * d}), Transpose::no, T(1),
                    x0.reshaped({n, len * d}));
     token_ids_ = std::move(ids);
-    return encode(embeddings_.cview(), n, std::move(end_positions), true);
+    return encode(embeddings_.cview(), n, std::move(end_positions), keep_activations);
   }
 
   /// Features from embeddings [N * L, width] that already include the positional embedding (prompt learning:
   /// learned context vectors in place of some token embeddings), pooled at `end_positions` [N].
   /// `embeddings` must stay alive and unchanged until backward.
-  ConstView<T> forward_embeddings(ConstView<T> embeddings, index_t sequences, std::vector<index_t> end_positions) {
+  ConstView<T> forward_embeddings(ConstView<T> embeddings, index_t sequences, std::vector<index_t> end_positions,
+                                  bool keep_activations = true) {
     constexpr std::string_view op = "TextTransformer::forward_embeddings";
     check::matrix(op, "embeddings", embeddings);
     require<ShapeError>(sequences > 0 && embeddings.rows() % sequences == 0 && embeddings.cols() == config_.width &&
@@ -97,7 +99,7 @@ class TextTransformer {
     for (index_t p : end_positions)
       require<ValueError>(p >= 0 && p < len, op, ": end position ", p, " is outside [0, ", len, ")");
     token_ids_.clear();
-    return encode(embeddings, sequences, std::move(end_positions), false);
+    return encode(embeddings, sequences, std::move(end_positions), keep_activations);
   }
 
   /// From d_features [N, output_dim]: accumulates every parameter gradient (the token embedding table's only after
@@ -105,8 +107,11 @@ class TextTransformer {
   void backward(ConstView<T> d_features, TensorView<T> d_embeddings = {}) {
     constexpr std::string_view op = "TextTransformer::backward";
     require<Error>(out_.allocated(), op, ": call forward first");
+    require<Error>(transformer_.kept_activations(), op,
+                   ": the last forward kept no activations (keep_activations = false); run a training forward first");
     check::same_extents(op, "features", out_.cview(), "d_features", d_features);
     if (!d_embeddings.is_null()) check::same_extents(op, "embeddings", input_, "d_embeddings", d_embeddings);
+    params_.ensure_gradients();
     const index_t n = out_.extent(0), d = config_.width, len = input_.rows() / n;
 
     backend_->gemm(T(1), final_.cview(), Transpose::yes, d_features, Transpose::no, T(1),
@@ -159,12 +164,13 @@ class TextTransformer {
     return c;
   }
 
-  ConstView<T> encode(ConstView<T> x0, index_t n, std::vector<index_t> end_positions, bool /*from_ids*/) {
+  ConstView<T> encode(ConstView<T> x0, index_t n, std::vector<index_t> end_positions, bool keep_activations) {
     const index_t len = x0.rows() / n, d = config_.width;
     input_ = x0;
     end_positions_ = std::move(end_positions);
     const ConstView<T> y =
-        transformer_.forward(x0, AttentionSpec{.batch = n, .tokens = len, .mask = AttentionMask::causal});
+        transformer_.forward(x0, AttentionSpec{.batch = n, .tokens = len, .mask = AttentionMask::causal},
+                             keep_activations);
     const TensorView<T> pooled = ensure_allocated(*backend_, pooled_, {n, d});
     for (index_t i = 0; i < n; ++i)
       backend_->copy(y.slice_rows(i * len + end_positions_[std::size_t(i)], 1), pooled.slice_rows(i, 1));

@@ -24,7 +24,7 @@ struct BlockActivations {
   Tensor<T> ln1, mean1, rstd1, qkv, attn, lse, x1, ln2, mean2, rstd2, pre, hidden;
 
   template <class B>
-  void ensure(B& backend, index_t rows, index_t width, index_t heads, index_t mlp_width) {
+  void ensure(B& backend, index_t rows, index_t width, index_t heads, index_t mlp_width, bool for_backward = true) {
     ensure_allocated(backend, ln1, {rows, width});
     ensure_allocated(backend, mean1, {rows});
     ensure_allocated(backend, rstd1, {rows});
@@ -35,7 +35,7 @@ struct BlockActivations {
     ensure_allocated(backend, ln2, {rows, width});
     ensure_allocated(backend, mean2, {rows});
     ensure_allocated(backend, rstd2, {rows});
-    ensure_allocated(backend, pre, {rows, mlp_width});
+    if (for_backward) ensure_allocated(backend, pre, {rows, mlp_width});
     ensure_allocated(backend, hidden, {rows, mlp_width});
   }
 
@@ -97,11 +97,12 @@ class ResidualAttentionBlock {
   index_t mlp_width() const { return 4 * width_; }
   T attention_scale() const { return T(1.0 / std::sqrt(double(width_ / heads_))); }
 
-  /// y = block(x); `acts` receives what backward needs. `y` must not overlap `x`.
-  void forward(B& backend, ConstView<T> x, const AttentionSpec& spec, BlockActivations<T>& acts,
-               TensorView<T> y) const {
+  /// y = block(x); `acts` receives what backward needs (`for_backward`; else the MLP's pre-activation is not
+  /// written). `y` must not overlap `x`.
+  void forward(B& backend, ConstView<T> x, const AttentionSpec& spec, BlockActivations<T>& acts, TensorView<T> y,
+               bool for_backward = true) const {
     const index_t rows = x.rows();
-    acts.ensure(backend, rows, width_, heads_, mlp_width());
+    acts.ensure(backend, rows, width_, heads_, mlp_width(), for_backward);
     ln_1_.forward(backend, x, acts.ln1.view(), acts.mean1.view(), acts.rstd1.view());
     in_proj_.forward(backend, acts.ln1.cview(), {}, acts.qkv.view());
     const ConstView<T> qkv = acts.qkv.cview();
@@ -109,7 +110,8 @@ class ResidualAttentionBlock {
                               acts.attn.view(), acts.lse.view());
     out_proj_.forward(backend, acts.attn.cview(), {.residual = x}, acts.x1.view());
     ln_2_.forward(backend, acts.x1.cview(), acts.ln2.view(), acts.mean2.view(), acts.rstd2.view());
-    c_fc_.forward(backend, acts.ln2.cview(), {.activation = Activation::quick_gelu, .save_pre = acts.pre.view()},
+    c_fc_.forward(backend, acts.ln2.cview(),
+                  {.activation = Activation::quick_gelu, .save_pre = for_backward ? acts.pre.view() : TensorView<T>{}},
                   acts.hidden.view());
     c_proj_.forward(backend, acts.hidden.cview(), {.residual = acts.x1.cview()}, y);
   }
@@ -175,14 +177,17 @@ class Transformer {
   }
 
   const TransformerConfig& config() const { return config_; }
+  /// Whether the last forward kept what backward needs.
+  bool kept_activations() const { return kept_; }
   void set_gradient_checkpointing(bool on) {
     config_.gradient_checkpointing = on;
     activations_.clear();
   }
 
   /// Runs every block over x [rows, width]; `x` must stay alive and unchanged until backward. The result stays
-  /// valid until the next forward.
-  ConstView<T> forward(ConstView<T> x, AttentionSpec spec) {
+  /// valid until the next forward. Without `keep_activations` (inference) the blocks share one set of activations
+  /// and two output buffers, and backward is refused until a forward that keeps them.
+  ConstView<T> forward(ConstView<T> x, AttentionSpec spec, bool keep_activations = true) {
     constexpr std::string_view op = "Transformer::forward";
     check::matrix(op, "x", x);
     require<ShapeError>(x.cols() == config_.width, op, ": x must be [rows, ", config_.width, "], got ", x);
@@ -192,12 +197,15 @@ class Transformer {
     spec_ = spec;
     input_ = x;
     const index_t layers = config_.layers;
-    stream_.resize(std::size_t(layers));
-    activations_.resize(config_.gradient_checkpointing ? 1 : std::size_t(layers));
+    kept_ = keep_activations;
+    const bool shared = config_.gradient_checkpointing || !keep_activations;
+    stream_.resize(std::size_t(keep_activations ? layers : std::min<index_t>(layers, 2)));
+    activations_.resize(shared ? 1 : std::size_t(layers));
     ConstView<T> in = x;
     for (index_t i = 0; i < layers; ++i) {
-      TensorView<T> out = ensure_allocated(*backend_, stream_[i], x.extents());
-      blocks_[i].forward(*backend_, in, spec_, block_activations(i), out);
+      Tensor<T>& buffer = stream_[std::size_t(keep_activations ? i : i % 2)];
+      TensorView<T> out = ensure_allocated(*backend_, buffer, x.extents());
+      blocks_[i].forward(*backend_, in, spec_, activations_[shared ? 0 : std::size_t(i)], out, keep_activations);
       in = out;
     }
     return in;
@@ -207,6 +215,8 @@ class Transformer {
   void backward(ConstView<T> dy, TensorView<T> dx) {
     constexpr std::string_view op = "Transformer::backward";
     require<Error>(!stream_.empty() && stream_.back().allocated(), op, ": call forward first");
+    require<Error>(kept_, op, ": the last forward ran without keeping activations (inference); run forward with "
+                   "keep_activations = true before backward");
     check::same_extents(op, "y", stream_.back().cview(), "dy", dy);
     if (!dx.is_null()) check::same_extents(op, "x", input_, "dx", dx);
     for (Tensor<T>& g : d_stream_) ensure_allocated(*backend_, g, input_.extents());
@@ -245,6 +255,7 @@ class Transformer {
   Tensor<T> d_stream_[2];
   AttentionSpec spec_;
   ConstView<T> input_;
+  bool kept_ = false;
 };
 
 }  // namespace froster::nn

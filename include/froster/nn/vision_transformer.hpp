@@ -59,7 +59,8 @@ class VisionTransformer {
   /// Features [N, output_dim] of images [N, 3, image_size, image_size] (dense row-major), which must stay alive
   /// and unchanged until backward. With the temporal expand view, N = clips * `frames`, a clip's frames
   /// consecutive. The result stays valid until the next forward.
-  ConstView<T> forward(ConstView<T> images, index_t frames = 1) {
+  /// `keep_activations = false` (inference) keeps nothing for backward: one block's activations at a time.
+  ConstView<T> forward(ConstView<T> images, index_t frames = 1, bool keep_activations = true) {
     constexpr std::string_view op = "VisionTransformer::forward";
     const index_t s = config_.image_size, d = config_.width;
     require<ShapeError>(images.rank() == 4 && images.extent(1) == 3 && images.extent(2) == s &&
@@ -93,7 +94,7 @@ class VisionTransformer {
       spec.frames = frames;
       spec.padding = config_.temporal_padding;
     }
-    y_ = transformer_.forward(ln_pre_out_.cview(), spec);
+    y_ = transformer_.forward(ln_pre_out_.cview(), spec, keep_activations);
 
     const TensorView<T> post = ensure_allocated(*backend_, post_, {n, d});
     ln_post_.forward(*backend_, token_rows(y_, 0, n), post, ensure_allocated(*backend_, ln_post_mean_, {n}),
@@ -107,6 +108,8 @@ class VisionTransformer {
   void backward(ConstView<T> d_features, TensorView<T> d_images = {}) {
     constexpr std::string_view op = "VisionTransformer::backward";
     require<Error>(out_.allocated(), op, ": call forward first");
+    require<Error>(transformer_.kept_activations(), op,
+                   ": the last forward kept no activations (keep_activations = false); run a training forward first");
     check::same_extents(op, "features", out_.cview(), "d_features", d_features);
     if (!d_images.is_null()) {
       check::same_extents(op, "images", images_, "d_images", d_images);
@@ -114,6 +117,7 @@ class VisionTransformer {
     }
     const index_t n = images_.extent(0), tokens = config_.tokens(), d = config_.width;
     const index_t g2 = config_.grid() * config_.grid();
+    params_.ensure_gradients();
 
     backend_->gemm(T(1), post_.cview(), Transpose::yes, d_features, Transpose::no, T(1), proj_->grad.view());
     const TensorView<T> d_post = ensure_allocated(*backend_, d_post_, {n, d});
