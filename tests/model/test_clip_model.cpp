@@ -116,6 +116,29 @@ TEMPLATE_TEST_CASE("ClipModel from a Hugging Face CLIPModel state dict matches t
                         pytorch_encoder_fp32);
 }
 
+TEMPLATE_TEST_CASE("Gradients of a Hugging Face CLIPModel loaded by froster match transformers' autograd",
+                   "[model][clip]", froster::ReferenceBackend, froster::CpuBackend) {
+  TestType backend;
+  auto model = froster::ClipModel<TestType>::from_state_dict(backend, state_dict_from(hf_fixture(), "state/"), 2, 2);
+  model->visual().forward(hf_fixture().f32("pixels"));
+  model->visual().backward(hf_fixture().f32("d_image_features"));
+  model->text().forward(hf_fixture().i64("tokens"));
+  model->text().backward(hf_fixture().f32("d_text_features"));
+  // transformers' gradients under Hugging Face names, renamed like the weights (q/k/v stacked, projections
+  // transposed): each must equal froster's gradient of the parameter it becomes.
+  const StateDict expected = froster::io::hugging_face_to_openai(state_dict_from(hf_fixture(), "grad/"));
+  std::size_t compared = 0;
+  for (auto* params : {&model->visual().parameters(), &model->text().parameters()})
+    for (auto& e : params->entries()) {
+      INFO("gradient of " << e.name);
+      const Tensor<float>& g = expected.at(e.name);
+      REQUIRE(g.extents() == e.grad.extents());
+      FROSTER_REQUIRE_CLOSE(flat(e.grad.cview()), flat(g.cview()), pytorch_encoder_fp32);
+      ++compared;
+    }
+  CHECK(compared == expected.size() - (expected.contains("logit_scale") ? 1 : 0));  // every gradient compared
+}
+
 TEST_CASE("ZeroShotClassifier averages normalised templates and per-frame logits", "[model][zero-shot]") {
   froster::ReferenceBackend backend;
   const index_t classes = 3, templates = 4, e = 5, clips = 2, frames = 3;

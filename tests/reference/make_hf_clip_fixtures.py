@@ -2,7 +2,7 @@
 """Writes the Hugging Face CLIP parity fixture (tests/reference/data/clip_hf.fxt): the whole state dict of a tiny
 transformers `CLIPModel` with random weights, under its own (Hugging Face) names, an image batch and token ids, and
 what `CLIPModel` computes from them (image and text features, logits). tests/model/test_clip_model.cpp loads the
-state dict through froster's renaming to OpenAI names and compares.
+state dict through froster's renaming to OpenAI names and compares, gradients of every parameter included.
 
     pip install torch numpy transformers
     python3 tests/reference/make_hf_clip_fixtures.py
@@ -54,6 +54,20 @@ def main():
     w.add("text_features", text_features)
     w.add("logits_per_image", out.logits_per_image)
     w.add("logit_scale", float(model.logit_scale.item()))
+
+    # Gradients of sum(features * d) for each tower, under Hugging Face names (froster renames them to compare).
+    d_image = torch.randn(image_features.shape, generator=gen)
+    d_text = torch.randn(text_features.shape, generator=gen)
+    model.zero_grad()
+    features = model.visual_projection(model.vision_model(pixel_values=pixels).pooler_output)
+    (features * d_image).sum().backward()
+    features = model.text_projection(model.text_model(input_ids=tokens).pooler_output)
+    (features * d_text).sum().backward()
+    w.add("d_image_features", d_image)
+    w.add("d_text_features", d_text)
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            w.add(f"grad/{name}", p.grad.contiguous())
     size = w.write(OUT)
     print(f"wrote {OUT} ({len(w.entries)} entries, {size} bytes) with torch {torch.__version__}")
 
