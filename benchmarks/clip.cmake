@@ -5,11 +5,6 @@ find_package(Threads REQUIRED)
 add_executable(froster_bench_clip ${CMAKE_CURRENT_LIST_DIR}/bench_clip.cpp)
 target_link_libraries(froster_bench_clip PRIVATE froster::froster benchmark::benchmark Threads::Threads
                       froster_warnings)
-if(FROSTER_BENCH_NATIVE)
-  include(CheckCXXCompilerFlag)
-  check_cxx_compiler_flag(-march=native FROSTER_HAS_MARCH_NATIVE)
-  if(FROSTER_HAS_MARCH_NATIVE)
-    # The CPU kernels dispatch at run time; -march=native is for the benchmark's own loops (as the other binaries).
-    target_compile_options(froster_bench_clip PRIVATE -march=native)
-  endif()
-endif()
+# The CPU kernels dispatch at run time; -march=native (FROSTER_BENCH_NATIVE_FLAGS, from CMakeLists.txt) is for the
+# benchmark's own loops, as in the other binaries.
+target_compile_options(froster_bench_clip PRIVATE ${FROSTER_BENCH_NATIVE_FLAGS})
