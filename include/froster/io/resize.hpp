@@ -304,6 +304,28 @@ inline std::array<int, 2> clip_resize_size(int width, int height, int n) {
   return portrait ? std::array<int, 2>{n, new_long} : std::array<int, 2>{new_long, n};
 }
 
+namespace detail {
+
+/// The pixel correspondence of torchvision's CenterCrop (see `center_crop`): calls copy(y, x, sy, sx) for every output
+/// pixel (y, x) that comes from input pixel (sy, sx); the others are padding. Both crops (RGB and any mode) use it.
+template <class Copy>
+void for_each_center_crop_pixel(int width, int height, int crop_width, int crop_height, Copy&& copy) {
+  const auto offset = [](int size, int crop) {
+    return crop > size ? -((crop - size) / 2) : half_even_half(size - crop);
+  };
+  const int ox = offset(width, crop_width), oy = offset(height, crop_height);
+  for (int y = 0; y < crop_height; ++y) {
+    const int sy = y + oy;
+    if (sy < 0 || sy >= height) continue;
+    for (int x = 0; x < crop_width; ++x) {
+      const int sx = x + ox;
+      if (sx >= 0 && sx < width) copy(y, x, sy, sx);
+    }
+  }
+}
+
+}  // namespace detail
+
 /// torchvision's `CenterCrop((crop_height, crop_width))` on a PIL image: a side smaller than the crop is first padded
 /// with black ((c - s) // 2 before, the rest after); otherwise the offset is Python's round((s - c) / 2), which
 /// rounds halves to even. Throws ValueError for an empty input or a non-positive crop.
@@ -311,20 +333,10 @@ inline Image center_crop(const Image& in, int crop_width, int crop_height) {
   require<ValueError>(!in.empty(), "center_crop: the input image is empty (", in.width, "x", in.height, ")");
   require<ValueError>(crop_width > 0 && crop_height > 0, "center_crop: crop size must be positive, got ",
                       crop_width, "x", crop_height);
-  auto offset = [](int size, int crop) {
-    return crop > size ? -((crop - size) / 2) : detail::half_even_half(size - crop);
-  };
-  const int ox = offset(in.width, crop_width), oy = offset(in.height, crop_height);
   Image out(crop_width, crop_height);
-  for (int y = 0; y < crop_height; ++y) {
-    const int sy = y + oy;
-    if (sy < 0 || sy >= in.height) continue;
-    for (int x = 0; x < crop_width; ++x) {
-      const int sx = x + ox;
-      if (sx < 0 || sx >= in.width) continue;
-      for (int c = 0; c < 3; ++c) out.at(y, x, c) = in.at(sy, sx, c);
-    }
-  }
+  detail::for_each_center_crop_pixel(in.width, in.height, crop_width, crop_height, [&](int y, int x, int sy, int sx) {
+    for (int c = 0; c < 3; ++c) out.at(y, x, c) = in.at(sy, sx, c);
+  });
   return out;
 }
 
@@ -502,10 +514,6 @@ inline SourceImage center_crop(const SourceImage& in, int crop_width, int crop_h
                       in.height, ")");
   require<ValueError>(crop_width > 0 && crop_height > 0, "center_crop: crop size must be positive, got ",
                       crop_width, "x", crop_height);
-  auto offset = [](int size, int crop) {
-    return crop > size ? -((crop - size) / 2) : detail::half_even_half(size - crop);
-  };
-  const int ox = offset(in.width, crop_width), oy = offset(in.height, crop_height);
   SourceImage out;
   out.mode = in.mode;
   out.width = crop_width;
@@ -515,19 +523,13 @@ inline SourceImage center_crop(const SourceImage& in, int crop_width, int crop_h
   const bool wide = in.mode == PilMode::i16;
   (wide ? out.samples16.resize(std::size_t(crop_width) * std::size_t(crop_height))
         : out.samples.resize(std::size_t(crop_width) * std::size_t(crop_height) * c));
-  for (int y = 0; y < crop_height; ++y) {
-    const int sy = y + oy;
-    if (sy < 0 || sy >= in.height) continue;
-    for (int x = 0; x < crop_width; ++x) {
-      const int sx = x + ox;
-      if (sx < 0 || sx >= in.width) continue;
-      const std::size_t di = std::size_t(y) * std::size_t(crop_width) + std::size_t(x);
-      const std::size_t si = std::size_t(sy) * std::size_t(in.width) + std::size_t(sx);
-      if (wide) out.samples16[di] = in.samples16[si];
-      else std::copy(in.samples.begin() + std::ptrdiff_t(si * c), in.samples.begin() + std::ptrdiff_t(si * c + c),
-                     out.samples.begin() + std::ptrdiff_t(di * c));
-    }
-  }
+  detail::for_each_center_crop_pixel(in.width, in.height, crop_width, crop_height, [&](int y, int x, int sy, int sx) {
+    const std::size_t di = std::size_t(y) * std::size_t(crop_width) + std::size_t(x);
+    const std::size_t si = std::size_t(sy) * std::size_t(in.width) + std::size_t(sx);
+    if (wide) out.samples16[di] = in.samples16[si];
+    else std::copy(in.samples.begin() + std::ptrdiff_t(si * c), in.samples.begin() + std::ptrdiff_t(si * c + c),
+                   out.samples.begin() + std::ptrdiff_t(di * c));
+  });
   return out;
 }
 
