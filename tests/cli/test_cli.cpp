@@ -5,7 +5,6 @@
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +25,7 @@
 #include <froster/io/tokenizer.hpp>
 
 #include "support/fixtures.hpp"
+#include "support/scratch_dir.hpp"
 #include "support/tolerance.hpp"
 
 namespace {
@@ -51,18 +51,9 @@ std::string quoted(const std::string& s) {
   return q + "'";
 }
 
-/// A scratch directory for this process (CTest runs test cases in parallel processes), holding the tiny model and
-/// the CLI's outputs; removed at exit.
+/// This process's scratch directory, holding the tiny model and the CLI's outputs; removed at exit.
 const fs::path& scratch() {
-  struct Dir {
-    fs::path path = fs::temp_directory_path() / ("froster_cli_test_" + std::to_string(::getpid()));
-    Dir() { fs::create_directories(path); }
-    ~Dir() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  };
-  static const Dir dir;
+  static const froster::test::ScratchDir dir("froster_cli_test");
   return dir.path;
 }
 

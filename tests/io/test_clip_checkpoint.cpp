@@ -4,8 +4,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -15,6 +13,7 @@
 #include <froster/io/safetensors.hpp>
 
 #include "support/fixtures.hpp"
+#include "support/scratch_dir.hpp"
 #include "support/tolerance.hpp"
 
 namespace {
@@ -24,19 +23,11 @@ using froster::ConstView;
 using froster::index_t;
 using froster::Tensor;
 
-struct ScratchDir {
-  fs::path path = fs::temp_directory_path() / ("froster_clip_checkpoint_" + std::to_string(::getpid()));
-  ScratchDir() { fs::create_directories(path); }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 }  // namespace
 
 TEST_CASE("A CLIP saved to safetensors loads back bitwise identical", "[io][clip]") {
-  ScratchDir dir;
+  const froster::test::ScratchDir dir("froster_clip_checkpoint");
   froster::ReferenceBackend backend;
   froster::io::ClipConfig config;
   config.vision = {.image_size = 8, .patch_size = 4, .width = 64, .layers = 2, .heads = 0, .output_dim = 7};
@@ -64,7 +55,7 @@ TEST_CASE("A CLIP saved to safetensors loads back bitwise identical", "[io][clip
 }
 
 TEST_CASE("A Hugging Face CLIP directory loads with its config.json and matches transformers", "[io][clip]") {
-  ScratchDir dir;
+  const froster::test::ScratchDir dir("froster_clip_checkpoint");
   const froster::test::Fixture hf(froster::test::fixture_path("clip_hf.fxt"));
   froster::io::StateDict sd;
   for (const std::string& full : hf.names_with_prefix("state/")) {

@@ -23,10 +23,7 @@ using froster::ReferenceBackend;
 using froster::Tensor;
 using froster::TensorView;
 
-template <class T>
-TensorView<T> flat(TensorView<T> v) {
-  return TensorView<T>(v.data(), {1, v.numel()});
-}
+using froster::test::flat;
 
 /// loss = sum(features * weights): its gradient with respect to the features is `weights`.
 double weighted_sum(ConstView<double> features, ConstView<double> weights) {

@@ -47,7 +47,14 @@ struct CloseReport {
   std::string message;
 };
 
-/// Compares two host views of equal extents (rank 1 or 2) element by element.
+/// A dense view of any rank as one row [1, numel] (weights of rank 4, for comparisons and gradient checks).
+template <class T>
+TensorView<T> flat(const TensorView<T>& v) {
+  return TensorView<T>(v.data(), {1, v.numel()}, v.device());
+}
+
+/// Compares two host views of equal extents element by element: rank 1 or 2 with any strides, or dense views of
+/// higher rank (compared as one row).
 template <class A, class E>
 CloseReport compare(const TensorView<A>& actual, const TensorView<E>& expected, Tolerance tol) {
   CloseReport report;
@@ -55,6 +62,15 @@ CloseReport compare(const TensorView<A>& actual, const TensorView<E>& expected, 
     report.ok = false;
     report.message = "extents differ: actual " + actual.str() + ", expected " + expected.str();
     return report;
+  }
+  if (expected.rank() > 2) {
+    if (!actual.is_contiguous() || !expected.is_contiguous()) {
+      report.ok = false;
+      report.message = "views of rank above 2 are compared only when dense: actual " + actual.str() + ", expected " +
+                       expected.str();
+      return report;
+    }
+    return compare(flat(actual), flat(expected), tol);
   }
   const bool matrix = expected.rank() == 2;
   const index_t rows = expected.rank() == 0 ? 0 : expected.extent(0), cols = matrix ? expected.extent(1) : 1;
