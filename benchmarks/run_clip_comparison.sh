@@ -5,7 +5,7 @@
 #   benchmarks/run_clip_comparison.sh [path/to/froster_bench_clip]
 #
 # Environment: THREADS (default 2), ROUNDS (default 2), OUT_DIR (default a new /tmp/clip_comparison.*),
-# CASES (space-separated, default all six). Each case runs in its own process on each side (so getrusage's peak
+# CASES (space-separated, default all seven). Each case runs in its own process on each side (so getrusage's peak
 # RSS is that case's), interleaved: froster then PyTorch, the order swapped every other round so drift on a shared
 # machine hits both. A case's time is the median over rounds of each run's median repetition.
 set -euo pipefail
@@ -16,7 +16,7 @@ threads=${THREADS:-2}
 rounds=${ROUNDS:-2}
 out=${OUT_DIR:-$(mktemp -d /tmp/clip_comparison.XXXXXX)}
 cases=${CASES:-"vision_forward/batch:1 vision_forward/batch:8 text_forward/prompts:1 text_forward/prompts:8
-                vision_train_step/frames:8 vision_train_step_checkpointing/frames:8"}
+                text_forward_full_context/prompts:8 vision_train_step/frames:8 vision_train_step_checkpointing/frames:8"}
 [[ -x $bin ]] || { echo "error: $bin is not an executable (build froster_bench_clip, or pass its path)" >&2; exit 2; }
 mkdir -p "$out"
 

@@ -169,6 +169,7 @@ struct Model {
   explicit Model(const Options& o) : backend(froster::CpuBackendOptions{.threads = int(o.number("threads", 0))}) {
     const froster::io::ClipCheckpoint ckpt = froster::io::load_clip_checkpoint(o.need("weights"));
     clip = froster::ClipModel<CpuBackend>::from_state_dict(backend, ckpt.state, ckpt.vision_heads, ckpt.text_heads);
+    clip->pack_weights();  // the weights never change here: every forward reads them packed once
   }
 
   /// Preprocessed images [n, 3, S, S].

@@ -9,6 +9,7 @@ ViT-B/16 size with random weights (values do not change the cost). float32, torc
 Cases (names as froster's with `torch` for `froster`):
   clip/torch/vision_forward/batch:{1,8}         model(images) under torch.no_grad(), eval()
   clip/torch/text_forward/prompts:{1,8}         model(tokens) under torch.no_grad(), eval(); context 77
+  clip/torch/text_forward_full_context/prompts:8   the same for prompts that fill the context (75 words)
   clip/torch/vision_train_step/frames:8         model(images).backward(d_features): parameter gradients accumulate
   clip/torch/vision_train_step_checkpointing/frames:8   the same with torch.utils.checkpoint around each block
 
@@ -46,6 +47,7 @@ CASES = [
     "clip/torch/vision_forward/batch:8",
     "clip/torch/text_forward/prompts:1",
     "clip/torch/text_forward/prompts:8",
+    "clip/torch/text_forward_full_context/prompts:8",
     "clip/torch/vision_train_step/frames:8",
     "clip/torch/vision_train_step_checkpointing/frames:8",
 ]
@@ -72,12 +74,13 @@ def checkpointed(transformer: Transformer):
     transformer.forward = forward
 
 
-def prompt_tokens(prompts, context, gen):
-    """SOT, 6-13 word tokens, EOT (the highest id), zero padding: prompts shaped like "a photo of a {class}."."""
+def prompt_tokens(prompts, context, gen, fill_context=False):
+    """SOT, 6-13 word tokens, EOT (the highest id), zero padding: prompts shaped like "a photo of a {class}.".
+    fill_context: context - 2 word tokens, so EOT is the last position."""
     sot, eot = 49406, 49407
     tokens = torch.zeros(prompts, context, dtype=torch.int64)
     for i in range(prompts):
-        words = int(torch.randint(6, 14, (1,), generator=gen))
+        words = context - 2 if fill_context else int(torch.randint(6, 14, (1,), generator=gen))
         tokens[i, 0] = sot
         tokens[i, 1:words + 1] = torch.randint(1, 49001, (words,), generator=gen)
         tokens[i, words + 1] = eot
@@ -105,9 +108,9 @@ def make_case(name):
     """(model, step function, items per step, activation-bytes function or None) for a case name."""
     gen = torch.Generator().manual_seed(3)
     kind, arg = name.split("/")[2], int(name.rsplit(":", 1)[1])
-    if kind == "text_forward":
+    if kind in ("text_forward", "text_forward_full_context"):
         model = TextTransformer(**TEXT).eval()
-        tokens = prompt_tokens(arg, TEXT["context_length"], gen)
+        tokens = prompt_tokens(arg, TEXT["context_length"], gen, fill_context=kind == "text_forward_full_context")
 
         def step():
             with torch.no_grad():

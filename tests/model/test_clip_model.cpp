@@ -93,6 +93,20 @@ TEMPLATE_TEST_CASE("ClipModel from an OpenAI state dict matches OpenAI CLIP's fe
   CHECK(model->logit_scale() == Approx(froster::ClipModel<TestType>::initial_logit_scale));
 }
 
+TEST_CASE("ClipModel::load packs the new weights again where the old ones were packed", "[model][clip][packed]") {
+  froster::CpuBackend backend({.threads = 2});
+  const StateDict sd = openai_state_dict();
+  froster::ClipModel<froster::CpuBackend> model(backend, froster::io::infer_clip_config(sd, 2, 2), 5);
+  model.pack_weights();  // packs the random initial weights
+  model.load(sd);
+  REQUIRE(model.visual().weights_packed());
+  REQUIRE(model.text().weights_packed());
+  FROSTER_REQUIRE_CLOSE(model.encode_image(openai_fixture().f32("vision/full/images")),
+                        openai_fixture().f32("vision/full/features"), pytorch_encoder_fp32);
+  FROSTER_REQUIRE_CLOSE(model.encode_text(openai_fixture().i64("text/tokens")), openai_fixture().f32("text/features"),
+                        pytorch_encoder_fp32);
+}
+
 TEMPLATE_TEST_CASE("ClipModel from a Hugging Face CLIPModel state dict matches transformers", "[model][clip]",
                    froster::ReferenceBackend, froster::CpuBackend) {
   TestType backend;

@@ -1,11 +1,14 @@
 // Parity with PyTorch: the vision transformer (plain and with the temporal expand view) and the text transformer
 // on the reference and cpu backends, in float32, against OpenAI CLIP's PyTorch model with the same weights
-// (tests/reference/make_clip_fixtures.py): features, the gradient of every parameter and of the pixels.
+// (tests/reference/make_clip_fixtures.py): features, the gradient of every parameter and of the pixels. Packed
+// weights (pack_weights) against unpacked ones, bitwise.
 
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include <froster/cpu.hpp>
 #include <froster/froster.hpp>
@@ -98,16 +101,81 @@ TEMPLATE_TEST_CASE("VisionTransformer matches PyTorch CLIP: features, parameter 
 
 TEMPLATE_TEST_CASE("TextTransformer matches PyTorch CLIP: features and parameter gradients", "[nn][clip]",
                    froster::ReferenceBackend, froster::CpuBackend) {
+  // "text_short": every prompt ends before the context does (froster skips the positions after the last end token).
+  const std::string c = GENERATE("text/", "text_short/");
   const bool checkpointing = GENERATE(false, true);
-  INFO("gradient checkpointing " << checkpointing);
+  INFO("case " << c << ", gradient checkpointing " << checkpointing);
   TestType backend;
   auto cfg = text_config();
   cfg.gradient_checkpointing = checkpointing;
   froster::nn::TextTransformer<TestType, float> model(backend, cfg);
   load_parameters(model.parameters(), "text/param/");
 
-  const ConstView<float> features = model.forward(clip_fixture().i64("text/tokens"));
-  FROSTER_REQUIRE_CLOSE(features, clip_fixture().f32("text/features"), pytorch_encoder_fp32);
-  model.backward(clip_fixture().f32("text/d_features"));
-  require_gradients(model.parameters(), "text/grad/");
+  const ConstView<float> features = model.forward(clip_fixture().i64(c + "tokens"));
+  FROSTER_REQUIRE_CLOSE(features, clip_fixture().f32(c + "features"), pytorch_encoder_fp32);
+  model.backward(clip_fixture().f32(c + "d_features"));
+  require_gradients(model.parameters(), c + "grad/");
+}
+
+namespace {
+
+/// Copies a host view's values out (the encoders' results are overwritten by the next forward).
+std::vector<float> values(ConstView<float> v) { return std::vector<float>(v.data(), v.data() + v.numel()); }
+
+template <class Params>
+std::vector<float> gradients(const Params& params) {
+  std::vector<float> all;
+  for (const auto& e : params.entries()) all.insert(all.end(), e.grad.data(), e.grad.data() + e.grad.numel());
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("Packed weights give bitwise the features and gradients of unpacked ones", "[nn][clip][packed]") {
+  froster::CpuBackend backend({.threads = 2});
+  froster::nn::VisionTransformer<froster::CpuBackend, float> vision(backend, vision_config(true));
+  load_parameters(vision.parameters(), "vision/param/");
+  froster::nn::TextTransformer<froster::CpuBackend, float> text(backend, text_config());
+  load_parameters(text.parameters(), "text/param/");
+  const ConstView<float> images = clip_fixture().f32("vision/temporal/images");
+  const index_t frames = config("vision/temporal/frames");
+  const ConstView<std::int64_t> tokens = clip_fixture().i64("text_short/tokens");
+
+  // Training forwards and backwards, unpacked then packed: the same products from the same panels.
+  const auto run = [&] {
+    vision.zero_grad();
+    text.zero_grad();
+    std::vector<float> out = values(vision.forward(images, frames));
+    vision.backward(clip_fixture().f32("vision/temporal/d_features"));
+    const std::vector<float> t = values(text.forward(tokens));
+    text.backward(clip_fixture().f32("text_short/d_features"));
+    out.insert(out.end(), t.begin(), t.end());
+    for (const auto& g : {gradients(vision.parameters()), gradients(text.parameters())})
+      out.insert(out.end(), g.begin(), g.end());
+    return out;
+  };
+  const std::vector<float> unpacked = run();
+  REQUIRE_FALSE(vision.weights_packed());
+  vision.pack_weights();
+  text.pack_weights();
+  REQUIRE(vision.weights_packed());
+  REQUIRE(text.weights_packed());
+  const std::vector<float> packed = run();
+  REQUIRE(packed.size() == unpacked.size());
+  REQUIRE(std::memcmp(packed.data(), unpacked.data(), packed.size() * sizeof(float)) == 0);
+  // Inference forwards read the packed copies as well.
+  REQUIRE(values(vision.forward(images, frames, false)) ==
+          std::vector<float>(unpacked.begin(), unpacked.begin() + vision.config().output_dim * images.extent(0)));
+
+  vision.unpack_weights();
+  text.unpack_weights();
+  REQUIRE_FALSE(vision.weights_packed());
+  REQUIRE_FALSE(text.weights_packed());
+}
+
+TEST_CASE("Packing weights is a no-op on backends without packed operands", "[nn][clip][packed]") {
+  froster::ReferenceBackend backend;
+  froster::nn::TextTransformer<froster::ReferenceBackend, float> text(backend, text_config());
+  text.pack_weights();
+  REQUIRE_FALSE(text.weights_packed());
 }

@@ -171,19 +171,23 @@ def main():
         w.add(f"text/config/{k}", v)
     add_model(w, "text", text, "")
     sot, eot = TEXT["vocab_size"] - 2, TEXT["vocab_size"] - 1
-    tokens = torch.zeros(3, TEXT["context_length"], dtype=torch.int64)
-    for i, length in enumerate([3, 7, 5]):  # SOT, words, EOT, zero padding; one sequence fills the context
-        tokens[i, 0] = sot
-        tokens[i, 1:length - 1] = torch.randint(1, sot, (length - 2,), generator=gen)
-        tokens[i, length - 1] = eot
-    text.zero_grad()
-    features = text(tokens)
-    d_features = torch.randn(features.shape, generator=gen)
-    (features * d_features).sum().backward()
-    w.add("text/tokens", tokens)
-    w.add("text/features", features)
-    w.add("text/d_features", d_features)
-    add_grads(w, "text", text, "")
+    # "text": one sequence fills the context. "text_short": every sequence ends before the context does, so the
+    # positions after the last end token (which froster does not compute: the causal mask keeps them from the
+    # pooled features) are computed here.
+    for case, lengths in [("text", [3, 7, 5]), ("text_short", [3, 5])]:
+        tokens = torch.zeros(len(lengths), TEXT["context_length"], dtype=torch.int64)
+        for i, length in enumerate(lengths):  # SOT, words, EOT, zero padding
+            tokens[i, 0] = sot
+            tokens[i, 1:length - 1] = torch.randint(1, sot, (length - 2,), generator=gen)
+            tokens[i, length - 1] = eot
+        text.zero_grad()
+        features = text(tokens)
+        d_features = torch.randn(features.shape, generator=gen)
+        (features * d_features).sum().backward()
+        w.add(f"{case}/tokens", tokens)
+        w.add(f"{case}/features", features)
+        w.add(f"{case}/d_features", d_features)
+        add_grads(w, case, text, "")
 
     size = w.write(OUT)
     print(f"wrote {OUT} ({len(w.entries)} entries, {size} bytes) with torch {torch.__version__}")

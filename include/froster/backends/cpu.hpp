@@ -145,6 +145,24 @@ class CpuBackend : public ReferenceBackend {
     if (!cpu::fused_gemm(context(), alpha, a, ta, b, tb, epi, c)) fused_gemm_composed(*this, alpha, a, ta, b, tb, epi, c);
   }
 
+  /// op(B) packed once for many `fused_gemm`s with it (the optional packed-operand ops of backends/fused.hpp): a
+  /// weight between updates. fp32 only. The packed copy does not see later writes to `b`: pack again after them.
+  cpu::PackedGemmOperand pack_gemm_operand(ConstView<float> b, Transpose tb) const {
+    check::matrix("pack_gemm_operand", "b", b);
+    check::on_host("pack_gemm_operand", b);
+    return cpu::pack_gemm_operand(context(), b, tb);
+  }
+
+  /// fused_gemm with op(B) pre-packed: bitwise the result of `fused_gemm(alpha, a, ta, b.source(), b.transpose(),
+  /// epi, c)`, without packing op(B).
+  void fused_gemm(float alpha, ConstView<float> a, Transpose ta, const cpu::PackedGemmOperand& b,
+                  const LinearEpilogue<float>& epi, TensorView<float> c) const {
+    check::fused_gemm_args(a, ta, b.source(), b.transpose(), epi, c);
+    check::on_host("fused_gemm", a, b.source(), c, epi.bias, epi.residual, epi.save_pre, epi.derivative_at);
+    if (!cpu::fused_gemm(context(), alpha, a, ta, b.source(), b.transpose(), epi, c, &b))
+      fused_gemm_composed(*this, alpha, a, ta, b.source(), b.transpose(), epi, c);
+  }
+
   // Reductions and losses (cpu/reductions.hpp): sum and dot add per-row double partials in row order, so they
   // do not depend on the thread count either.
   template <class T>

@@ -16,6 +16,11 @@
 /// gemm with a vector of ones for the bias), so a user's own backend needs nothing new. That composition is the
 /// ground truth the fused members are tested against.
 ///
+/// Packed operands, also optional: a backend may provide `pack_gemm_operand(b, tb)`, returning an object that holds
+/// op(B) in its GEMM's internal layout, and `fused_gemm(alpha, a, ta, packed, epi, c)` taking it, bitwise equal to
+/// the same call with `b, tb`. Layers whose weights stay unchanged over many forwards (a frozen teacher, inference)
+/// use them through `HasPackedGemm` (nn/layers.hpp's `ForwardWeight`); other backends run the plain call.
+///
 /// Aliasing: `residual` may be exactly `c` (the same view: C accumulates in place, `C += alpha op(A) op(B)`);
 /// otherwise the outputs (`c`, `save_pre`) must not overlap each other or any input (`a`, `b`, `bias`, `residual`,
 /// `derivative_at`). Arguments are checked once, before anything is written.
@@ -25,6 +30,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <variant>
 
 #include "froster/backends/backend.hpp"
 #include "froster/backends/op_checks.hpp"
@@ -83,6 +89,27 @@ void fused_gemm_args(ConstView<T> a, Transpose ta, ConstView<T> b, Transpose tb,
 template <class B, class T>
 concept HasFusedGemm = requires(B& backend, T s, ConstView<T> x, Transpose t, const LinearEpilogue<T>& epi,
                                 TensorView<T> y) { backend.fused_gemm(s, x, t, x, t, epi, y); };
+
+/// Whether backend `B` can pre-pack a GEMM operand for `T` (see the file comment).
+template <class B, class T>
+concept HasPackedGemm = requires(const B& backend, T s, ConstView<T> x, Transpose t, const LinearEpilogue<T>& epi,
+                                 TensorView<T> y) { backend.fused_gemm(s, x, t, backend.pack_gemm_operand(x, t), epi, y); };
+
+namespace detail {
+template <class B, class T>
+struct PackedGemmOperandType {
+  using type = std::monostate;  // nothing to hold where the backend cannot pack
+};
+template <class B, class T>
+  requires HasPackedGemm<B, T>
+struct PackedGemmOperandType<B, T> {
+  using type = decltype(std::declval<const B&>().pack_gemm_operand(std::declval<ConstView<T>>(), Transpose::no));
+};
+}  // namespace detail
+
+/// What `B::pack_gemm_operand` returns for `T`; `std::monostate` where `B` has no packed operands.
+template <class B, class T>
+using PackedGemmOperandOf = typename detail::PackedGemmOperandType<B, T>::type;
 
 /// `fused_gemm` from the concept's ops alone (arguments already checked). The ground truth of the fused members,
 /// and what backends without one run.

@@ -71,6 +71,9 @@ class ClipModel {
       throw FormatError(detail::concat("CLIP checkpoint: unexpected tensor '", e.name, "' ", e.tensor.extents(),
                                        " (the model has no such parameter)"));
     }
+    // Packed copies of the old weights would be stale.
+    if (visual_.weights_packed()) visual_.pack_weights();
+    if (text_.weights_packed()) text_.pack_weights();
   }
 
   /// A model configured and loaded from a state dict in either naming (`vision_heads`/`text_heads`: 0 = width/64).
@@ -111,6 +114,17 @@ class ClipModel {
   nn::TextTransformer<B, T>& text() { return text_; }
   /// The logit scale as stored (a log): logits are multiplied by exp(logit_scale()).
   double logit_scale() const { return logit_scale_; }
+
+  /// Both encoders' forwards read their weights packed once (see VisionTransformer::pack_weights): for inference
+  /// and a frozen teacher. `load` packs the new weights again; other writes to the weights need pack_weights().
+  void pack_weights() {
+    visual_.pack_weights();
+    text_.pack_weights();
+  }
+  void unpack_weights() {
+    visual_.unpack_weights();
+    text_.unpack_weights();
+  }
   void set_logit_scale(double log_scale) { logit_scale_ = log_scale; }
 
   /// Unnormalised image features [N, E] (what OpenAI's encode_image returns), inference only: nothing is kept for

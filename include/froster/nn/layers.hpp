@@ -5,6 +5,7 @@
 /// a ParameterSet under the caller's names; the layers keep no activations (their owners decide what to keep,
 /// which is what gradient checkpointing needs).
 
+#include <optional>
 #include <string>
 
 #include "froster/backends/fused.hpp"
@@ -36,6 +37,31 @@ void accumulate_column_sums(B& backend, Ones<B, T>& ones, ConstView<T> dy, Tenso
   const TensorView<T> row(grad_bias.data(), {1, grad_bias.numel()}, grad_bias.device());
   backend.gemm(T(1), ones.row(dy.rows()), Transpose::no, dy, Transpose::no, T(1), row);
 }
+
+/// A layer's forward GEMM operand op(W), packed once where the backend can (HasPackedGemm) while its owner's
+/// weights are packed, else read from the weight on every call. The packed copy does not follow writes to the
+/// weight: whoever changes weights that are packed packs them again (or unpacks them).
+template <class B, class T>
+class ForwardWeight {
+ public:
+  void pack(B& backend, ConstView<T> weight, Transpose t) {
+    if constexpr (HasPackedGemm<B, T>) packed_.emplace(backend.pack_gemm_operand(weight, t));
+  }
+  void unpack() { packed_.reset(); }
+  bool packed() const { return packed_.has_value(); }
+
+  /// y = epi(x op(W)), from the packed copy where there is one.
+  void fused_gemm(B& backend, ConstView<T> x, ConstView<T> weight, Transpose t, const LinearEpilogue<T>& epi,
+                  TensorView<T> y) const {
+    if constexpr (HasPackedGemm<B, T>) {
+      if (packed_) return backend.fused_gemm(T(1), x, Transpose::no, *packed_, epi, y);
+    }
+    froster::fused_gemm(backend, T(1), x, Transpose::no, weight, t, epi, y);
+  }
+
+ private:
+  std::optional<PackedGemmOperandOf<B, T>> packed_;
+};
 
 template <class B, class T = float>
   requires BackendFor<B, T>
@@ -80,8 +106,13 @@ class Linear {
   /// y = epilogue(x W^T + b): `epi` adds what the caller fuses (residual, activation saving its input).
   void forward(B& backend, ConstView<T> x, LinearEpilogue<T> epi, TensorView<T> y) const {
     if (bias_ != nullptr) epi.bias = bias_->value.cview();
-    fused_gemm(backend, T(1), x, Transpose::no, weight_->value.cview(), Transpose::yes, epi, y);
+    forward_weight_.fused_gemm(backend, x, weight_->value.cview(), Transpose::yes, epi, y);
   }
+
+  /// Forward reads W^T packed once (backends with packed operands) until `unpack_weight`; see ForwardWeight.
+  void pack_weight(B& backend) { forward_weight_.pack(backend, weight_->value.cview(), Transpose::yes); }
+  void unpack_weight() { forward_weight_.unpack(); }
+  bool weight_packed() const { return forward_weight_.packed(); }
 
   /// dx = epilogue(dy W): written, or accumulated through `epi.residual` (an activation derivative may be fused).
   void backward_input(B& backend, ConstView<T> dy, const LinearEpilogue<T>& epi, TensorView<T> dx) const {
@@ -101,6 +132,7 @@ class Linear {
  private:
   typename ParameterSet<B, T>::Entry* weight_;
   typename ParameterSet<B, T>::Entry* bias_;
+  ForwardWeight<B, T> forward_weight_;
 };
 
 }  // namespace froster::nn

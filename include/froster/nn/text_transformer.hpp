@@ -6,7 +6,13 @@
 /// the token embeddings (for prompt learning: `forward_embeddings` takes them directly). Parameter names are OpenAI
 /// CLIP's (`token_embedding.weight`, `positional_embedding`, `transformer.resblocks.0...`, `ln_final`,
 /// `text_projection`).
+///
+/// Positions after the batch's last end-of-text token are not computed: under the causal mask no later position
+/// reaches an earlier one, so they cannot change any pooled feature, and their gradients are exactly zero. The
+/// features and every gradient are those of the whole sequence (checked against PyTorch, which computes all
+/// positions); CLIP's prompts end long before the 77-token context, so this skips most of the work.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -50,6 +56,13 @@ class TextTransformer {
   Transformer<B, T>& transformer() { return transformer_; }
   void zero_grad() { params_.zero_grad(); }
 
+  /// Forward reads every block's weights packed once (backends with packed operands: CpuBackend), until
+  /// `unpack_weights`: for weights that stay unchanged over many forwards (a frozen text encoder, inference,
+  /// prompt learning). After changing the weights, pack again. Costs a second copy of the block weights.
+  void pack_weights() { transformer_.pack_weights(); }
+  void unpack_weights() { transformer_.unpack_weights(); }
+  bool weights_packed() const { return transformer_.weights_packed(); }
+
   /// Features [N, output_dim] of host token ids [N, L]. The result stays valid until the next forward.
   /// `keep_activations = false` (inference) keeps nothing for backward: one block's activations at a time.
   ConstView<T> forward(ConstView<std::int64_t> tokens, bool keep_activations = true) {
@@ -58,7 +71,6 @@ class TextTransformer {
                             tokens.cols() <= config_.context_length && tokens.device().kind == DeviceKind::host,
                         op, ": tokens must be host [N, L] with 0 < L <= ", config_.context_length, ", got ", tokens);
     const index_t n = tokens.rows(), len = tokens.cols(), d = config_.width;
-    std::vector<index_t> ids(std::size_t(n * len));
     std::vector<index_t> end_positions(static_cast<std::size_t>(n), 0);
     for (index_t i = 0; i < n; ++i) {
       index_t best = 0;
@@ -66,19 +78,24 @@ class TextTransformer {
         const std::int64_t id = tokens(i, t);
         require<ValueError>(id >= 0 && id < config_.vocab_size, op, ": token id ", id, " at [", i, ", ", t,
                             "] is outside the vocabulary [0, ", config_.vocab_size, ")");
-        ids[std::size_t(i * len + t)] = index_t(id);
         if (id > tokens(i, best)) best = t;  // the first highest id, as torch.argmax
       }
       end_positions[std::size_t(i)] = best;
     }
+    // Only the positions up to the last end token (see the file comment).
+    const index_t run = computed_length(end_positions);
+    std::vector<index_t> ids(std::size_t(n * run));
+    for (index_t i = 0; i < n; ++i)
+      for (index_t t = 0; t < run; ++t) ids[std::size_t(i * run + t)] = index_t(tokens(i, t));
     // Gather token embeddings row by row, then add the positional embedding to every sequence in one rank-1 GEMM.
-    const TensorView<T> x0 = ensure_allocated(*backend_, embeddings_, {n * len, d});
+    const TensorView<T> x0 = ensure_allocated(*backend_, embeddings_, {n * run, d});
     const ConstView<T> table = token_embedding_->value.cview();
-    for (index_t r = 0; r < n * len; ++r) backend_->copy(table.slice_rows(ids[std::size_t(r)], 1), x0.slice_rows(r, 1));
+    for (index_t r = 0; r < n * run; ++r) backend_->copy(table.slice_rows(ids[std::size_t(r)], 1), x0.slice_rows(r, 1));
     backend_->gemm(T(1), ConstView<T>(ones_.row(n).data(), {n, 1}, ones_.row(n).device()), Transpose::no,
-                   positional_embedding_->value.cview().slice_rows(0, len).reshaped({1, len * d}), Transpose::no, T(1),
-                   x0.reshaped({n, len * d}));
+                   positional_embedding_->value.cview().slice_rows(0, run).reshaped({1, run * d}), Transpose::no, T(1),
+                   x0.reshaped({n, run * d}));
     token_ids_ = std::move(ids);
+    input_length_ = len;
     return encode(embeddings_.cview(), n, std::move(end_positions), keep_activations);
   }
 
@@ -99,20 +116,28 @@ class TextTransformer {
     for (index_t p : end_positions)
       require<ValueError>(p >= 0 && p < len, op, ": end position ", p, " is outside [0, ", len, ")");
     token_ids_.clear();
-    return encode(embeddings, sequences, std::move(end_positions), keep_activations);
+    input_length_ = len;
+    const index_t run = computed_length(end_positions);
+    if (run == len) return encode(embeddings, sequences, std::move(end_positions), keep_activations);
+    // Only the positions up to the last end token (see the file comment), copied together.
+    const TensorView<T> x0 = ensure_allocated(*backend_, embeddings_, {sequences * run, config_.width});
+    for (index_t i = 0; i < sequences; ++i)
+      backend_->copy(embeddings.slice_rows(i * len, run), x0.slice_rows(i * run, run));
+    return encode(embeddings_.cview(), sequences, std::move(end_positions), keep_activations);
   }
 
   /// From d_features [N, output_dim]: accumulates every parameter gradient (the token embedding table's only after
-  /// `forward` from ids); writes d_embeddings [N * L, width] (may be null).
+  /// `forward` from ids); writes d_embeddings [N * L, width] (may be null; zero after the last end token).
   void backward(ConstView<T> d_features, TensorView<T> d_embeddings = {}) {
     constexpr std::string_view op = "TextTransformer::backward";
     require<Error>(out_.allocated(), op, ": call forward first");
     require<Error>(transformer_.kept_activations(), op,
                    ": the last forward kept no activations (keep_activations = false); run a training forward first");
     check::same_extents(op, "features", out_.cview(), "d_features", d_features);
-    if (!d_embeddings.is_null()) check::same_extents(op, "embeddings", input_, "d_embeddings", d_embeddings);
+    const index_t n = out_.extent(0), d = config_.width, len = input_.rows() / n;  // len: the computed positions
+    if (!d_embeddings.is_null())
+      check::matrix(op, "d_embeddings", d_embeddings, n * input_length_, d);
     params_.ensure_gradients();
-    const index_t n = out_.extent(0), d = config_.width, len = input_.rows() / n;
 
     backend_->gemm(T(1), final_.cview(), Transpose::yes, d_features, Transpose::no, T(1),
                    text_projection_->grad.view());
@@ -126,15 +151,19 @@ class TextTransformer {
     for (index_t i = 0; i < n; ++i)
       backend_->copy(d_pooled_.cview().slice_rows(i, 1), d_y.slice_rows(i * len + end_positions_[std::size_t(i)], 1));
 
-    const bool from_ids = !token_ids_.empty();
-    const TensorView<T> d_x0 = !d_embeddings.is_null() ? d_embeddings
-                                                       : from_ids ? ensure_allocated(*backend_, d_x0_, {n * len, d})
-                                                                  : TensorView<T>{};
-    if (d_x0.is_null() && !from_ids) {
+    const bool from_ids = !token_ids_.empty(), trimmed = len < input_length_;
+    if (d_embeddings.is_null() && !from_ids) {
       transformer_.backward(d_y_.cview(), {});
       return;
     }
+    const TensorView<T> d_x0 = !d_embeddings.is_null() && !trimmed ? d_embeddings
+                                                                    : ensure_allocated(*backend_, d_x0_, {n * len, d});
     transformer_.backward(d_y_.cview(), d_x0);
+    if (!d_embeddings.is_null() && trimmed) {
+      backend_->fill(d_embeddings, T(0));
+      for (index_t i = 0; i < n; ++i)
+        backend_->copy(ConstView<T>(d_x0).slice_rows(i * len, len), d_embeddings.slice_rows(i * input_length_, len));
+    }
     if (!from_ids) return;
     // The positional embedding's gradient sums over sequences; the table's scatters row by row.
     backend_->gemm(T(1), ones_.row(n), Transpose::no, ConstView<T>(d_x0).reshaped({n, len * d}), Transpose::no, T(1),
@@ -164,6 +193,12 @@ class TextTransformer {
     return c;
   }
 
+  /// Positions computed: up to and including the last end token of the batch.
+  static index_t computed_length(const std::vector<index_t>& end_positions) {
+    return *std::max_element(end_positions.begin(), end_positions.end()) + 1;
+  }
+
+  /// The transformer over x0 [n * len, width] (the computed positions only), pooled at `end_positions`.
   ConstView<T> encode(ConstView<T> x0, index_t n, std::vector<index_t> end_positions, bool keep_activations) {
     const index_t len = x0.rows() / n, d = config_.width;
     input_ = x0;
@@ -192,8 +227,9 @@ class TextTransformer {
   LayerNorm<B, T> ln_final_;
   typename ParameterSet<B, T>::Entry* text_projection_;
 
-  ConstView<T> input_;
-  std::vector<index_t> token_ids_;
+  ConstView<T> input_;       ///< The transformer's input: the computed positions of each sequence.
+  index_t input_length_ = 0;  ///< The caller's sequence length (tokens or embeddings), >= the computed one.
+  std::vector<index_t> token_ids_;  ///< Of the computed positions.
   std::vector<index_t> end_positions_;
   Tensor<T> embeddings_, pooled_, final_, ln_final_mean_, ln_final_rstd_, out_;
   Tensor<T> d_final_, d_pooled_, d_y_, d_x0_;

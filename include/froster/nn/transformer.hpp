@@ -116,6 +116,15 @@ class ResidualAttentionBlock {
     c_proj_.forward(backend, acts.hidden.cview(), {.residual = acts.x1.cview()}, y);
   }
 
+  /// Forward reads its four weights packed (backends with packed operands) until `unpack_weights`.
+  void pack_weights(B& backend) {
+    for (Linear<B, T>* l : {&in_proj_, &out_proj_, &c_fc_, &c_proj_}) l->pack_weight(backend);
+  }
+  void unpack_weights() {
+    for (Linear<B, T>* l : {&in_proj_, &out_proj_, &c_fc_, &c_proj_}) l->unpack_weight();
+  }
+  bool weights_packed() const { return in_proj_.weight_packed(); }
+
   /// From dy: writes dx, accumulates every parameter gradient. `x`, `spec` and `acts` are forward's.
   void backward(B& backend, Ones<B, T>& ones, ConstView<T> x, const AttentionSpec& spec,
                 const BlockActivations<T>& acts, BlockGradients<T>& grads, ConstView<T> dy, TensorView<T> dx) const {
@@ -177,6 +186,17 @@ class Transformer {
   }
 
   const TransformerConfig& config() const { return config_; }
+  /// Every block's forward reads its weights packed once (backends with packed operands: CpuBackend) instead of
+  /// packing them on each GEMM, until `unpack_weights`. For weights that stay unchanged over many forwards (a
+  /// frozen teacher, inference); after changing them, pack again. Costs a second copy of the block weights.
+  void pack_weights() {
+    for (auto& block : blocks_) block.pack_weights(*backend_);
+  }
+  void unpack_weights() {
+    for (auto& block : blocks_) block.unpack_weights();
+  }
+  bool weights_packed() const { return blocks_.front().weights_packed(); }
+
   /// Whether the last forward kept what backward needs.
   bool kept_activations() const { return kept_; }
   void set_gradient_checkpointing(bool on) {

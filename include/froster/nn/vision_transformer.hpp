@@ -56,6 +56,20 @@ class VisionTransformer {
   Transformer<B, T>& transformer() { return transformer_; }
   void zero_grad() { params_.zero_grad(); }
 
+  /// Forward reads the patch embedding's and every block's weights packed once (backends with packed operands:
+  /// CpuBackend) instead of packing them on each GEMM, until `unpack_weights`: for weights that stay unchanged
+  /// over many forwards (a frozen teacher, inference). After changing the weights (an optimiser step, `load`),
+  /// pack again. Costs a second copy of those weights.
+  void pack_weights() {
+    transformer_.pack_weights();
+    conv_forward_.pack(*backend_, conv_weight(), Transpose::yes);
+  }
+  void unpack_weights() {
+    transformer_.unpack_weights();
+    conv_forward_.unpack();
+  }
+  bool weights_packed() const { return transformer_.weights_packed(); }
+
   /// Features [N, output_dim] of images [N, 3, image_size, image_size] (dense row-major), which must stay alive
   /// and unchanged until backward. With the temporal expand view, N = clips * `frames`, a clip's frames
   /// consecutive. The result stays valid until the next forward.
@@ -79,8 +93,8 @@ class VisionTransformer {
     const TensorView<T> x0 = ensure_allocated(*backend_, x0_, {n * tokens, d});
     const ConstView<T> pos = positional_embedding_->value.cview();
     for (index_t i = 0; i < n; ++i)
-      fused_gemm(*backend_, T(1), patches_.cview().slice_rows(i * g2, g2), Transpose::no, conv_weight(), Transpose::yes,
-                 {.residual = pos.slice_rows(1, g2)}, x0.slice_rows(i * tokens + 1, g2));
+      conv_forward_.fused_gemm(*backend_, patches_.cview().slice_rows(i * g2, g2), conv_weight(), Transpose::yes,
+                               {.residual = pos.slice_rows(1, g2)}, x0.slice_rows(i * tokens + 1, g2));
     const TensorView<T> class_rows = token_rows(x0, 0, n);
     backend_->copy(broadcast_row(class_embedding_->value.cview(), n), class_rows);
     backend_->axpby(T(1), broadcast_row(pos.slice_rows(0, 1), n), T(1), class_rows);
@@ -229,6 +243,7 @@ class VisionTransformer {
   Transformer<B, T> transformer_;
   LayerNorm<B, T> ln_post_;
   typename ParameterSet<B, T>::Entry* proj_;
+  ForwardWeight<B, T> conv_forward_;  ///< The patch embedding as its forward GEMM reads it.
 
   ConstView<T> images_;
   index_t frames_ = 1;

@@ -9,6 +9,7 @@
 #include <froster/cpu.hpp>
 #include <froster/froster.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -152,5 +153,97 @@ TEST_CASE("CpuBackend::fused_gemm checks its arguments before writing", "[cpu][f
   REQUIRE_THROWS_WITH(cpu_backend.fused_gemm(1.0f, a.cview(), Transpose::no, b.cview(), Transpose::no,
                                              LinearEpilogue<float>{.bias = bias.cview()}, c.view()),
                       Catch::Matchers::Contains("fused_gemm: bias must be [5]"));
+  FROSTER_REQUIRE_CLOSE(c.cview(), c_before.cview(), tol::same_math_fp64);
+}
+
+namespace {
+
+static_assert(HasPackedGemm<CpuBackend, float> && !HasPackedGemm<CpuBackend, double>);
+static_assert(!HasPackedGemm<ReferenceBackend, float>);
+
+/// fused_gemm from `packed` (op(B) packed by `packer`) against the same call from the unpacked op(B): bitwise equal.
+void check_packed(const CpuBackend& cpu_backend, const CpuBackend& packer, const Case& cs, index_t m, index_t n,
+                  index_t k, Transpose tb, Layout lb, Layout lc) {
+  CAPTURE(cs.name, m, n, k, tb == Transpose::yes, to_string(lb), to_string(lc), cpu::to_string(packer.isa()));
+  const LaidOut<float> a = operand(m, k, Transpose::no, Layout::padded_rows, 31), b = operand(k, n, tb, lb, 32);
+  const LaidOut<float> bias(1, n, Layout::row_major, 33), residual(m, n, Layout::padded_rows, 34);
+  const LaidOut<float> at(m, n, Layout::row_major, 35);
+  LaidOut<float> got(m, n, lc, 36), want(m, n, lc, 36), got_pre(m, n, Layout::row_major, 37),
+      want_pre(m, n, Layout::row_major, 37);
+  const auto epilogue = [&](const LaidOut<float>& c, LaidOut<float>& pre) {
+    LinearEpilogue<float> epi{.activation = cs.act};
+    if (cs.bias) epi.bias = ConstView<float>(bias.view.data(), {n});
+    if (cs.residual) epi.residual = cs.residual_in_place ? ConstView<float>(c.view) : ConstView<float>(residual.view);
+    if (cs.save_pre) epi.save_pre = pre.view;
+    if (cs.derivative) epi.derivative_at = at.view;
+    return epi;
+  };
+  const cpu::PackedGemmOperand packed = packer.pack_gemm_operand(b.view, tb);
+  REQUIRE(packed.rows() == k);
+  REQUIRE(packed.cols() == n);
+  cpu_backend.fused_gemm(0.625f, a.view, Transpose::no, packed, epilogue(got, got_pre), got.view);
+  cpu_backend.fused_gemm(0.625f, ConstView<float>(a.view), Transpose::no, ConstView<float>(b.view), tb,
+                         epilogue(want, want_pre), want.view);
+  // Not a tolerance: the same packed panels go through the same arithmetic.
+  for (index_t i = 0; i < m; ++i)
+    for (index_t j = 0; j < n; ++j) {
+      CAPTURE(i, j);
+      REQUIRE(std::memcmp(&got.view(i, j), &want.view(i, j), sizeof(float)) == 0);
+      REQUIRE(std::memcmp(&got_pre.view(i, j), &want_pre.view(i, j), sizeof(float)) == 0);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("fused_gemm from a pre-packed op(B) is bitwise the unpacked result", "[cpu][fused][packed]") {
+  const CpuBackend cpu_backend({.threads = 2});
+  INFO("isa " << cpu::to_string(cpu_backend.isa()));
+  const index_t m = GENERATE(index_t(1), index_t(3), index_t(17), index_t(197));
+  const Transpose tb = GENERATE(Transpose::yes, Transpose::no);
+  int variant = 0;
+  for (const Case& cs : cases) {
+    // op(B) from every layout (the packing reads any strides); C row-major (the packed path) or column-major (the
+    // GEMM's scratch tile; without an epilogue, the transposed product, which reads op(B) unpacked).
+    const Layout lb = std::array{Layout::row_major, Layout::padded_rows, Layout::reversed_rows,
+                                 Layout::column_major}[variant % 4];
+    const Layout lc = variant % 3 == 2 ? Layout::column_major : Layout::row_major;
+    ++variant;
+    check_packed(cpu_backend, cpu_backend, cs, m, 101, 83, tb, lb, lc);
+  }
+  check_packed(cpu_backend, cpu_backend, cases[0], m, 33, 300, tb, Layout::row_major, Layout::row_major);
+  // Packed at another level than the product's (scalar panels are narrower): the product packs op(B) itself.
+  check_packed(cpu_backend, CpuBackend({.threads = 1, .isa = cpu::Isa::scalar}), cases[6], m, 101, 83, tb,
+               Layout::row_major, Layout::row_major);
+}
+
+TEST_CASE("fused_gemm from a pre-packed op(B) in column chunks", "[cpu][fused][packed]") {
+  const CpuBackend cpu_backend({.threads = 2});
+  const index_t saved = cpu::detail::gemm_chunk_budget;
+  cpu::detail::gemm_chunk_budget = 64 * (40 + 29);  // a few column panels per chunk
+  const Transpose tb = GENERATE(Transpose::no, Transpose::yes);
+  check_packed(cpu_backend, cpu_backend, cases[6], 29, 301, 40, tb, Layout::padded_rows, Layout::row_major);
+  cpu::detail::gemm_chunk_budget = saved;
+}
+
+TEST_CASE("fused_gemm from a pre-packed op(B) reads the packed copy, not the source", "[cpu][fused][packed]") {
+  const CpuBackend cpu_backend({.threads = 2});
+  const auto a = random_tensor<float>({197, 64}, 1);
+  auto w = random_tensor<float>({45, 64}, 2);
+  auto before = Tensor<float>::host({197, 45}), after = Tensor<float>::host({197, 45});
+  const cpu::PackedGemmOperand packed = cpu_backend.pack_gemm_operand(w.cview(), Transpose::yes);
+  cpu_backend.fused_gemm(1.0f, a.cview(), Transpose::no, packed, {}, before.view());
+  std::fill(w.data(), w.data() + w.numel(), 0.0f);  // the documented contract: the copy does not follow writes
+  cpu_backend.fused_gemm(1.0f, a.cview(), Transpose::no, packed, {}, after.view());
+  REQUIRE(std::memcmp(before.data(), after.data(), sizeof(float) * 197 * 45) == 0);
+  REQUIRE(packed.bytes() >= sizeof(float) * 45 * 64);
+}
+
+TEST_CASE("fused_gemm from a pre-packed op(B) checks its arguments against the source", "[cpu][fused][packed][errors]") {
+  const CpuBackend cpu_backend({.threads = 2});
+  const auto a = random_tensor<float>({4, 3}, 1), w = random_tensor<float>({5, 3}, 2);
+  auto c = random_tensor<float>({4, 6}, 5);
+  const auto c_before = random_tensor<float>({4, 6}, 5);
+  const cpu::PackedGemmOperand packed = cpu_backend.pack_gemm_operand(w.cview(), Transpose::yes);
+  REQUIRE_THROWS_AS(cpu_backend.fused_gemm(1.0f, a.cview(), Transpose::no, packed, {}, c.view()), ShapeError);
   FROSTER_REQUIRE_CLOSE(c.cview(), c_before.cview(), tol::same_math_fp64);
 }

@@ -29,9 +29,10 @@ inline void prefetch_floats(const float* p, index_t count) {
   __builtin_prefetch(p + count - 1, write ? 1 : 0, 3);  // the last line, where p is not line-aligned
 }
 
+/// `packed`: op(B) pre-packed (b and tb are its source), or null (see gemm.hpp).
 template <class T>
 bool fused_gemm(Context ctx, T alpha, ConstView<T> a, Transpose ta, ConstView<T> b, Transpose tb,
-                const LinearEpilogue<T>& epi, TensorView<T> c) {
+                const LinearEpilogue<T>& epi, TensorView<T> c, const PackedGemmOperand* packed = nullptr) {
   if constexpr (!std::is_same_v<T, float>) {
     return false;
   } else {
@@ -46,7 +47,7 @@ bool fused_gemm(Context ctx, T alpha, ConstView<T> a, Transpose ta, ConstView<T>
     const TensorView<float> pre = epi.save_pre;
     const ConstView<float> at = epi.derivative_at;
     const Activation* act = epi.activation ? &*epi.activation : nullptr;
-    if (bias == nullptr && residual.is_null() && act == nullptr) return gemm(ctx, alpha, a, ta, b, tb, beta, c);
+    if (bias == nullptr && residual.is_null() && act == nullptr) return gemm(ctx, alpha, a, ta, b, tb, beta, c, NoEpilogue{}, packed);
     const index_t last_row = c.rows() - 1;
     // Always inlined into the GEMM's tile loop: one call per row segment (to the ISA level's row kernel, which
     // cannot inline into this lambda's generic-ISA body) instead of two; measured, the second call cost as much
@@ -63,7 +64,7 @@ bool fused_gemm(Context ctx, T alpha, ConstView<T> a, Transpose ta, ConstView<T>
                          residual.is_null() ? nullptr : &residual(row, col), act,
                          pre.is_null() ? nullptr : &pre(row, col), at.is_null() ? nullptr : &at(row, col));
     };
-    return gemm(ctx, alpha, a, ta, b, tb, beta, c, epilogue);
+    return gemm(ctx, alpha, a, ta, b, tb, beta, c, epilogue, packed);
   }
 }
 
