@@ -49,6 +49,9 @@ commands:
 
 options:
   --weights W         a .safetensors file, a PyTorch checkpoint (torch.save), or a Hugging Face CLIP directory
+  --prefix P          the CLIP to load from a checkpoint holding several: FROSTER / Open-VCLIP training
+                      checkpoints keep the fine-tuned student under "model." and the frozen teacher under
+                      "raw_model." (default: the only CLIP in the file)
   --vocab V           bpe_simple_vocab_16e6.txt.gz (OpenAI) or a directory with vocab.json and merges.txt
                       (Hugging Face); defaults to the --weights directory when it has them
   --context-length N  tokens per text (default 77, or the model's)
@@ -96,8 +99,8 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  const std::vector<std::string> with_value = {"weights", "vocab", "out", "context-length", "labels", "templates",
-                                               "top-k", "threads"};
+  const std::vector<std::string> with_value = {"weights", "prefix", "vocab", "out", "context-length", "labels",
+                                               "templates", "top-k", "threads"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a.rfind("--", 0) == 0 && a.size() > 2) {
@@ -167,7 +170,11 @@ struct Model {
   std::unique_ptr<froster::ClipModel<CpuBackend>> clip;
 
   explicit Model(const Options& o) : backend(froster::CpuBackendOptions{.threads = int(o.number("threads", 0))}) {
-    const froster::io::ClipCheckpoint ckpt = froster::io::load_clip_checkpoint(o.need("weights"));
+    const froster::io::ClipCheckpoint ckpt =
+        froster::io::load_clip_checkpoint(o.need("weights"), {.prefix = o.has("prefix") ? o.values.at("prefix") : ""});
+    if (!ckpt.ignored.empty())  // the teacher, projectors, prompts of a training checkpoint: say what was skipped
+      std::cerr << "froster: note: loaded the CLIP under '" << ckpt.prefix << "'; left out " << ckpt.ignored.size()
+                << " other tensors (" << ckpt.ignored.front() << (ckpt.ignored.size() > 1 ? ", ..." : "") << ")\n";
     clip = froster::ClipModel<CpuBackend>::from_state_dict(backend, ckpt.state, ckpt.vision_heads, ckpt.text_heads);
     clip->pack_weights();  // the weights never change here: every forward reads them packed once
   }

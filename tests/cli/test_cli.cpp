@@ -1,6 +1,7 @@
 // The `froster` command-line tool end to end: a tiny CLIP written to safetensors by the library, then every
 // command run as a user would, its outputs compared with the library's own API on the same inputs, and its
-// failures (usage, missing or corrupt files) checked for exit status and message.
+// failures (usage, missing or corrupt files) checked for exit status and message; --prefix on a training
+// checkpoint holding a student and a teacher.
 
 #include <catch2/catch.hpp>
 
@@ -14,6 +15,7 @@
 #include <iterator>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <froster/cpu.hpp>
@@ -237,4 +239,37 @@ TEST_CASE("froster tokenize, embed-text and zero-shot with the real CLIP vocabul
     CHECK(p[0] >= p[1]);
     CHECK(p[0] + p[1] <= 1.0 + 1e-6);
   }
+}
+
+TEST_CASE("froster --prefix picks one CLIP of a training checkpoint", "[cli]") {
+  // FROSTER's layout: student under model., frozen teacher under raw_model., a projector at the top level.
+  froster::CpuBackend backend;
+  froster::ClipModel<froster::CpuBackend> student(backend, tiny_config(), 5), teacher(backend, tiny_config(), 6);
+  froster::io::StateDict file;
+  for (const auto& [prefix, model] : {std::pair{"model.", &student}, std::pair{"raw_model.", &teacher}})
+    for (const auto& e : model->state_dict()) {
+      Tensor<float> t = Tensor<float>::host(e.tensor.extents());
+      std::copy(e.tensor.data(), e.tensor.data() + e.tensor.numel(), t.data());
+      file.insert(prefix + e.name, std::move(t));
+    }
+  file.insert("projector_v.0.weight", Tensor<float>::host({16, 16}));
+  const std::string weights = (scratch() / "training_checkpoint.safetensors").string();
+  froster::io::save_safetensors(weights, file);
+  const fs::path out = scratch() / "teacher.npy";
+  const std::string img = image("image_src_rgb_37x23.png");
+
+  const Run ambiguous = froster_cli({"embed-image", "--weights", weights, "--out", out.string(), img});
+  CHECK(ambiguous.status == 1);
+  CHECK_THAT(ambiguous.err, Catch::Contains("2 CLIP models") && Catch::Contains("--prefix"));
+
+  const Run r = froster_cli({"embed-image", "--weights", weights, "--prefix", "raw_model.", "--out", out.string(), img});
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.err, Catch::Contains("loaded the CLIP under 'raw_model.'; left out"));
+  const auto [shape, values] = read_npy(out);
+  REQUIRE(shape == std::vector<index_t>{1, 16});
+  Tensor<float> batch = Tensor<float>::host({1, 3, 32, 32});
+  froster::io::ClipPreprocess{.resolution = 32}(froster::io::decode_source(img), batch.view(), 0);
+  FROSTER_REQUIRE_CLOSE(ConstView<float>(values.data(), {1, 16}), teacher.encode_image(batch.cview()),
+                        froster::test::tol::identical);
 }

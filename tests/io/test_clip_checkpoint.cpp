@@ -1,12 +1,15 @@
 // CLIP checkpoints through files: a model saved with save_safetensors loads back identical (every parameter and
 // the logit scale, bitwise), and a Hugging Face model directory (model.safetensors + config.json with the head
-// counts) loads through load_clip_checkpoint and computes what transformers' CLIPModel computes.
+// counts) loads through load_clip_checkpoint and computes what transformers' CLIPModel computes; a training
+// checkpoint holding a student, a teacher and projectors loads the CLIP asked for.
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <froster/froster.hpp>
 #include <froster/io/clip_loader.hpp>
@@ -93,4 +96,64 @@ TEST_CASE("A Hugging Face CLIP directory loads with its config.json and matches 
   fs::remove(dir.path / "model.safetensors");
   CHECK_THROWS_AS(froster::io::load_clip_checkpoint(dir.path.string()), froster::IoError);
   CHECK_THROWS_AS(froster::io::load_clip_checkpoint((dir.path / "absent.pt").string()), froster::IoError);
+}
+
+TEST_CASE("A training checkpoint with a student, a teacher and projectors loads the CLIP asked for", "[io][clip]") {
+  // FROSTER's layout: the fine-tuned student under model., the frozen teacher under raw_model., the distillation
+  // projectors at the top level. Two models with different seeds tell which one was loaded.
+  const froster::test::ScratchDir dir("froster_clip_checkpoint");
+  froster::ReferenceBackend backend;
+  froster::io::ClipConfig config;
+  config.vision = {.image_size = 8, .patch_size = 4, .width = 64, .layers = 1, .heads = 0, .output_dim = 7};
+  config.text = {.context_length = 5, .vocab_size = 11, .width = 64, .layers = 1, .heads = 0, .output_dim = 7};
+  config.embed_dim = 7;
+  froster::ClipModel<froster::ReferenceBackend> student(backend, config, 3), teacher(backend, config, 4);
+  froster::io::StateDict file;
+  for (const auto& [prefix, model] : {std::pair{"model.", &student}, std::pair{"raw_model.", &teacher}})
+    for (const auto& e : model->state_dict()) {
+      Tensor<float> t = Tensor<float>::host(e.tensor.extents());
+      std::copy(e.tensor.data(), e.tensor.data() + e.tensor.numel(), t.data());
+      file.insert(prefix + e.name, std::move(t));
+    }
+  file.insert("projector_v.0.weight", Tensor<float>::host({7, 7}));
+  file.insert("projector_v.2.weight", Tensor<float>::host({7, 7}));
+  const std::string path = (dir.path / "froster_checkpoint.safetensors").string();
+  froster::io::save_safetensors(path, file);
+
+  CHECK_THROWS_WITH(froster::io::load_clip_checkpoint(path),
+                    Catch::Contains("2 CLIP models, under the prefixes 'model.', 'raw_model.'") &&
+                        Catch::Contains("--prefix"));
+  CHECK_THROWS_WITH(froster::io::load_clip_checkpoint(path, {.prefix = "student."}),
+                    Catch::Contains("no CLIP under the prefix 'student.'") &&
+                        Catch::Contains("found under: 'model.', 'raw_model.'"));
+
+  for (const auto& [prefix, expected] : {std::pair{"model.", &student}, std::pair{"raw_model.", &teacher}}) {
+    INFO("prefix " << prefix);
+    const froster::io::ClipCheckpoint ckpt = froster::io::load_clip_checkpoint(path, {.prefix = prefix});
+    CHECK(ckpt.prefix == prefix);
+    // Everything else is left out: the other model's tensors and both projector weights.
+    CHECK(ckpt.ignored.size() == expected->state_dict().size() + 2);
+    auto loaded = froster::ClipModel<froster::ReferenceBackend>::from_state_dict(backend, ckpt.state);
+    const froster::io::StateDict want = expected->state_dict(), got = loaded->state_dict();
+    REQUIRE(want.names() == got.names());
+    for (const auto& e : want) {
+      INFO(e.name);
+      CHECK(std::equal(e.tensor.data(), e.tensor.data() + e.tensor.numel(), got.at(e.name).data()));
+    }
+  }
+
+  // One CLIP under a prefix (a student-only save whose prefix the reader did not strip) needs no choice.
+  froster::io::StateDict student_only;
+  for (const auto& e : student.state_dict()) {
+    Tensor<float> t = Tensor<float>::host(e.tensor.extents());
+    std::copy(e.tensor.data(), e.tensor.data() + e.tensor.numel(), t.data());
+    student_only.insert("model." + e.name, std::move(t));
+  }
+  student_only.insert("prompt_embed", Tensor<float>::host({2, 64}));
+  const std::string single = (dir.path / "student.safetensors").string();
+  froster::io::save_safetensors(single, student_only);
+  const froster::io::ClipCheckpoint ckpt = froster::io::load_clip_checkpoint(single);
+  CHECK(ckpt.prefix == "model.");
+  CHECK(ckpt.ignored == std::vector<std::string>{"prompt_embed"});
+  CHECK(ckpt.state.size() == student.state_dict().size());
 }

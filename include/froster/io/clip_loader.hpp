@@ -4,10 +4,18 @@
 /// file, a PyTorch `torch.save` file (a FROSTER / Open-VCLIP training checkpoint included: `model.` / `module.`
 /// prefixes are stripped), or a Hugging Face model directory (`model.safetensors` or `pytorch_model.bin`, with
 /// `config.json` for the head counts), detected by content, not by name.
+///
+/// A training checkpoint may hold more than one CLIP plus other tensors: FROSTER and Open-VCLIP save the fine-tuned
+/// student under `model.`, the frozen teacher under `raw_model.`, and the distillation projectors / prompts at the
+/// top level. The CLIP to load is the one under `ClipLoadOptions::prefix`, or else the only one found (top level
+/// or under a prefix); several without a choice is an error listing them. Tensors outside the chosen prefix are
+/// left out and listed in `ClipCheckpoint::ignored`.
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -18,8 +26,15 @@
 
 namespace froster::io {
 
+struct ClipLoadOptions {
+  /// Where the CLIP's tensors are (e.g. "model." or "raw_model."); empty: the only CLIP in the file.
+  std::string prefix;
+};
+
 struct ClipCheckpoint {
-  StateDict state;           ///< As stored (either naming); ClipModel::from_state_dict renames.
+  StateDict state;           ///< As stored (either naming), prefix removed; ClipModel::from_state_dict renames.
+  std::string prefix;        ///< The prefix the CLIP was found under ("" = top level).
+  std::vector<std::string> ignored;  ///< Tensors outside it (teacher, projectors, ...), as named in the file.
   index_t vision_heads = 0;  ///< From config.json where there is one; 0 = width / 64.
   index_t text_heads = 0;
   std::string format;        ///< "safetensors", "torch" or "hugging face directory (...)", for messages.
@@ -59,6 +74,51 @@ inline bool starts_with_bytes(const std::filesystem::path& path, std::string_vie
   return in.read(head.data(), std::streamsize(head.size())) && head == magic;
 }
 
+/// The prefixes ("" = top level) under which `sd` holds a CLIP: where a root tensor of either naming is.
+inline std::vector<std::string> clip_prefixes(const StateDict& sd) {
+  // Hugging Face's roots first: its text root ends with OpenAI's ("...embeddings.token_embedding.weight").
+  static constexpr std::string_view roots[] = {"vision_model.embeddings.patch_embedding.weight",
+                                               "text_model.embeddings.token_embedding.weight", "visual.conv1.weight",
+                                               "token_embedding.weight"};
+  std::vector<std::string> found;
+  for (const auto& e : sd)
+    for (std::string_view root : roots) {
+      if (!e.name.ends_with(root)) continue;
+      std::string prefix = e.name.substr(0, e.name.size() - root.size());
+      if ((prefix.empty() || prefix.back() == '.') && std::find(found.begin(), found.end(), prefix) == found.end())
+        found.push_back(std::move(prefix));
+      break;
+    }
+  return found;
+}
+
+/// Keeps the CLIP under `wanted` (or the only one) and records what was left out (see the file comment).
+inline void select_clip(ClipCheckpoint& out, const std::string& wanted, const std::string& path) {
+  const std::vector<std::string> found = clip_prefixes(out.state);
+  std::string list;
+  for (const std::string& p : found) list += (list.empty() ? "'" : ", '") + p + "'";
+  if (!wanted.empty()) {
+    require<FormatError>(std::find(found.begin(), found.end(), wanted) != found.end(), "'", path,
+                         "' holds no CLIP under the prefix '", wanted, "'",
+                         found.empty() ? std::string(" (nor anywhere else)") : " (CLIPs found under: " + list + ")");
+    out.prefix = wanted;
+  } else {
+    if (found.size() != 1) {
+      if (found.empty()) return;  // ClipModel::from_state_dict names what is missing
+      throw FormatError(froster::detail::concat(
+          "'", path, "' holds ", found.size(), " CLIP models, under the prefixes ", list,
+          ": choose one (ClipLoadOptions::prefix; the CLI's --prefix). FROSTER and Open-VCLIP save the fine-tuned "
+          "student as 'model.' and the frozen teacher as 'raw_model.'"));
+    }
+    out.prefix = found.front();
+  }
+  if (out.prefix.empty()) {
+    // The top-level CLIP: everything else in the file is a tensor it does not have, which loading reports.
+    return;
+  }
+  out.state = std::move(out.state).take_prefix(out.prefix, out.ignored);
+}
+
 inline StateDict load_state_dict_file(const std::filesystem::path& path, std::string& format) {
   if (starts_with_bytes(path, "PK\x03\x04")) {
     format = "torch";
@@ -71,7 +131,7 @@ inline StateDict load_state_dict_file(const std::filesystem::path& path, std::st
 }  // namespace clip_detail
 
 /// Loads a CLIP checkpoint from a file or a Hugging Face model directory (see the file comment).
-inline ClipCheckpoint load_clip_checkpoint(const std::string& path) {
+inline ClipCheckpoint load_clip_checkpoint(const std::string& path, const ClipLoadOptions& options = {}) {
   namespace fs = std::filesystem;
   ClipCheckpoint out;
   const fs::path p(path);
@@ -90,10 +150,12 @@ inline ClipCheckpoint load_clip_checkpoint(const std::string& path) {
     out.state = clip_detail::load_state_dict_file(weights, format);
     out.format = "hugging face directory (" + weights.filename().string() + ", " + format + ")";
     if (fs::exists(p / "config.json", ec)) clip_detail::read_hf_clip_config(p / "config.json", out);
+    clip_detail::select_clip(out, options.prefix, weights.string());
     return out;
   }
   require<IoError>(fs::exists(p, ec), "'", path, "' does not exist");
   out.state = clip_detail::load_state_dict_file(p, out.format);
+  clip_detail::select_clip(out, options.prefix, path);
   return out;
 }
 

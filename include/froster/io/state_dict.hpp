@@ -71,6 +71,19 @@ class StateDict {
   }
 
   const std::vector<Entry>& entries() const { return entries_; }
+
+  /// The tensors whose names start with `prefix`, renamed without it (moved out of this dict, in file order); the
+  /// names of the others are appended to `left_out`.
+  StateDict take_prefix(std::string_view prefix, std::vector<std::string>& left_out) && {
+    StateDict out;
+    for (Entry& e : entries_) {
+      if (e.name.starts_with(prefix)) out.insert(e.name.substr(prefix.size()), std::move(e.tensor), e.stored);
+      else left_out.push_back(std::move(e.name));
+    }
+    entries_.clear();
+    index_.clear();
+    return out;
+  }
   auto begin() const { return entries_.begin(); }
   auto end() const { return entries_.end(); }
 

@@ -49,6 +49,17 @@ const Case cases[] = {
     {"quick_gelu derivative + residual", false, true, false, Activation::quick_gelu, false, true},
 };
 
+/// The epilogue of case `cs` writing `c` (its residual, in place, is `c` itself) and `pre`; bias [1, n].
+LinearEpilogue<float> epilogue_of(const Case& cs, const LaidOut<float>& bias, const LaidOut<float>& residual,
+                                  const LaidOut<float>& at, const LaidOut<float>& c, LaidOut<float>& pre) {
+  LinearEpilogue<float> epi{.activation = cs.act};
+  if (cs.bias) epi.bias = ConstView<float>(bias.view.data(), {bias.view.cols()});
+  if (cs.residual) epi.residual = cs.residual_in_place ? ConstView<float>(c.view) : ConstView<float>(residual.view);
+  if (cs.save_pre) epi.save_pre = pre.view;
+  if (cs.derivative) epi.derivative_at = at.view;
+  return epi;
+}
+
 /// op(X) is [rows, cols]: X is stored [rows, cols], or [cols, rows] when transposed.
 LaidOut<float> operand(index_t rows, index_t cols, Transpose t, Layout layout, std::uint64_t seed) {
   return t == Transpose::no ? LaidOut<float>(rows, cols, layout, seed) : LaidOut<float>(cols, rows, layout, seed);
@@ -63,12 +74,7 @@ void check_fused(const CpuBackend& cpu_backend, const Case& cs, index_t m, index
   const LaidOut<float> bias(1, n, Layout::row_major, 13), residual(m, n, lx, 14), at(m, n, lx, 15);
   LaidOut<float> got(m, n, lc, 16), want(m, n, lc, 16), got_pre(m, n, lx, 17), want_pre(m, n, lx, 17);
   const auto epilogue = [&](const LaidOut<float>& c, LaidOut<float>& pre) {
-    LinearEpilogue<float> epi{.activation = cs.act};
-    if (cs.bias) epi.bias = ConstView<float>(bias.view.data(), {n});
-    if (cs.residual) epi.residual = cs.residual_in_place ? ConstView<float>(c.view) : ConstView<float>(residual.view);
-    if (cs.save_pre) epi.save_pre = pre.view;
-    if (cs.derivative) epi.derivative_at = at.view;
-    return epi;
+    return epilogue_of(cs, bias, residual, at, c, pre);
   };
   fused_gemm(cpu_backend, alpha, a.view, ta, b.view, tb, epilogue(got, got_pre), got.view);
   fused_gemm(reference_backend, alpha, a.view, ta, b.view, tb, epilogue(want, want_pre), want.view);
@@ -171,12 +177,7 @@ void check_packed(const CpuBackend& cpu_backend, const CpuBackend& packer, const
   LaidOut<float> got(m, n, lc, 36), want(m, n, lc, 36), got_pre(m, n, Layout::row_major, 37),
       want_pre(m, n, Layout::row_major, 37);
   const auto epilogue = [&](const LaidOut<float>& c, LaidOut<float>& pre) {
-    LinearEpilogue<float> epi{.activation = cs.act};
-    if (cs.bias) epi.bias = ConstView<float>(bias.view.data(), {n});
-    if (cs.residual) epi.residual = cs.residual_in_place ? ConstView<float>(c.view) : ConstView<float>(residual.view);
-    if (cs.save_pre) epi.save_pre = pre.view;
-    if (cs.derivative) epi.derivative_at = at.view;
-    return epi;
+    return epilogue_of(cs, bias, residual, at, c, pre);
   };
   const cpu::PackedGemmOperand packed = packer.pack_gemm_operand(b.view, tb);
   REQUIRE(packed.rows() == k);
