@@ -43,7 +43,7 @@ commands:
   embed-text   --weights W [--vocab V] --out OUT.npy TEXT...
                write float32 [n, embed_dim] text features (unnormalised, as CLIP's encode_text)
   zero-shot    --weights W [--vocab V] --labels LABELS.txt [--templates T.txt] [--top-k K] [--json]
-               IMAGE|FRAMES_DIR...
+               [--temporal-expand-view] IMAGE|FRAMES_DIR...
                print the top-k labels of each image, or of each directory of frames (logits averaged over
                the frames, taken in file-name order)
 
@@ -59,6 +59,9 @@ options:
   --templates FILE    one prompt template per line, with {} for the class name (default: "a photo of a {}.")
   --top-k K           labels to print per input (default 5)
   --json              print one JSON object per input instead of text
+  --temporal-expand-view
+                      run the image encoder as FROSTER's / Open-VCLIP's video student: each frame also attends
+                      to the previous and next frame of its FRAMES_DIR (zero keys at the clip's ends)
   --threads N         CPU threads (default: all cores)
   -h, --help          this help;  --version  the version
 
@@ -74,6 +77,7 @@ struct Options {
   std::string command;
   std::map<std::string, std::string> values;
   bool json = false;
+  bool temporal_expand_view = false;
   std::vector<std::string> args;
 
   bool has(const std::string& k) const { return values.count(k) != 0; }
@@ -107,6 +111,8 @@ Options parse(int argc, char** argv) {
       const std::string key = a.substr(2);
       if (key == "json") {
         o.json = true;
+      } else if (key == "temporal-expand-view") {
+        o.temporal_expand_view = true;
       } else if (std::find(with_value.begin(), with_value.end(), key) != with_value.end()) {
         if (i + 1 >= argc) throw UsageError("--" + key + " needs a value");
         o.values[key] = argv[++i];
@@ -263,6 +269,7 @@ int zero_shot(const Options& o) {
   const index_t top_k = std::min<index_t>(requested_top_k, index_t(labels.size()));
 
   Model m(o);
+  m.clip->visual().set_temporal_expand_view(o.temporal_expand_view);
   froster::io::ClipTokenizer tokenizer = load_tokenizer(o);
   std::vector<std::string> prompts;
   for (const std::string& label : labels)
@@ -277,7 +284,9 @@ int zero_shot(const Options& o) {
   for (const std::string& input : o.args) {
     const std::vector<std::string> frames = frames_of(input);
     const Tensor<float> batch = m.images(frames);
-    const ConstView<float> features = m.clip->encode_image(batch.cview());
+    // Under the expand view the frames are one clip; otherwise frames count only for averaging the logits.
+    const index_t clip_frames = o.temporal_expand_view ? index_t(frames.size()) : 1;
+    const ConstView<float> features = m.clip->encode_image(batch.cview(), clip_frames);
     const ConstView<float> logits = classifier.logits(features, m.clip->logit_scale(), index_t(frames.size()));
     const ConstView<float> p = classifier.probabilities(logits);
     std::vector<index_t> order(labels.size());

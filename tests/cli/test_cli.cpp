@@ -7,6 +7,8 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -239,6 +241,44 @@ TEST_CASE("froster tokenize, embed-text and zero-shot with the real CLIP vocabul
     CHECK(p[0] >= p[1]);
     CHECK(p[0] + p[1] <= 1.0 + 1e-6);
   }
+
+  // The frame directory's probabilities against the API's, plain and as the video student (each frame attending
+  // to its neighbours: --temporal-expand-view), which must change them.
+  const std::vector<std::string> label_names = {"dog", "cat", "piano"};
+  const Tensor<std::int64_t> prompt_ids = tokenizer.tokenize<std::int64_t>(
+      std::vector<std::string>{"a photo of a dog.", "a photo of a cat.", "a photo of a piano."}, 77);
+  Tensor<float> text_features = Tensor<float>::host({3, 16});
+  const ConstView<float> encoded = model->encode_text(prompt_ids.cview());
+  std::copy(encoded.data(), encoded.data() + encoded.numel(), text_features.data());
+  froster::ZeroShotClassifier<froster::CpuBackend> classifier(backend, text_features.cview(), 1);
+  Tensor<float> clip = Tensor<float>::host({2, 3, 32, 32});
+  for (const auto& [name, i] : {std::pair{"0001.png", 0}, std::pair{"0002.jpg", 1}})
+    froster::io::ClipPreprocess{.resolution = 32}(froster::io::decode_source((frames / name).string()), clip.view(), i);
+  std::vector<float> previous;
+  for (const bool expand : {false, true}) {
+    INFO("temporal expand view " << expand);
+    std::vector<std::string> args = {"zero-shot", "--weights", tiny_weights(), "--vocab", vocab_path(), "--labels",
+                                     labels.string(), "--top-k", "3", "--json", frames.string()};
+    if (expand) args.push_back("--temporal-expand-view");
+    const Run run = froster_cli(args);
+    INFO(run.err);
+    REQUIRE(run.status == 0);
+    model->visual().set_temporal_expand_view(expand);
+    const ConstView<float> logits = classifier.logits(model->encode_image(clip.cview(), expand ? 2 : 1),
+                                                      model->logit_scale(), 2);
+    const ConstView<float> p = classifier.probabilities(logits);
+    std::vector<float> got(3, -1.0f);
+    for (std::size_t at = run.out.find("\"label\":\""); at != std::string::npos;
+         at = run.out.find("\"label\":\"", at + 1)) {
+      const std::string label = run.out.substr(at + 9, run.out.find('"', at + 9) - (at + 9));
+      const std::size_t k = std::size_t(std::find(label_names.begin(), label_names.end(), label) - label_names.begin());
+      REQUIRE(k < 3);
+      got[k] = std::stof(run.out.substr(run.out.find("\"probability\":", at) + 14));
+    }
+    for (std::size_t k = 0; k < 3; ++k) CHECK(got[k] == Approx(p(0, index_t(k))).margin(2e-6));
+    if (expand) CHECK(std::abs(got[0] - previous[0]) + std::abs(got[1] - previous[1]) > 1e-4);
+    previous = got;
+  }
 }
 
 TEST_CASE("froster --prefix picks one CLIP of a training checkpoint", "[cli]") {
@@ -262,7 +302,8 @@ TEST_CASE("froster --prefix picks one CLIP of a training checkpoint", "[cli]") {
   CHECK(ambiguous.status == 1);
   CHECK_THAT(ambiguous.err, Catch::Contains("2 CLIP models") && Catch::Contains("--prefix"));
 
-  const Run r = froster_cli({"embed-image", "--weights", weights, "--prefix", "raw_model.", "--out", out.string(), img});
+  const Run r =
+      froster_cli({"embed-image", "--weights", weights, "--prefix", "raw_model.", "--out", out.string(), img});
   INFO(r.err);
   REQUIRE(r.status == 0);
   CHECK_THAT(r.err, Catch::Contains("loaded the CLIP under 'raw_model.'; left out"));

@@ -92,8 +92,10 @@ concept HasFusedGemm = requires(B& backend, T s, ConstView<T> x, Transpose t, co
 
 /// Whether backend `B` can pre-pack a GEMM operand for `T` (see the file comment).
 template <class B, class T>
-concept HasPackedGemm = requires(const B& backend, T s, ConstView<T> x, Transpose t, const LinearEpilogue<T>& epi,
-                                 TensorView<T> y) { backend.fused_gemm(s, x, t, backend.pack_gemm_operand(x, t), epi, y); };
+concept HasPackedGemm =
+    requires(const B& backend, T s, ConstView<T> x, Transpose t, const LinearEpilogue<T>& epi, TensorView<T> y) {
+      backend.fused_gemm(s, x, t, backend.pack_gemm_operand(x, t), epi, y);
+    };
 
 namespace detail {
 template <class B, class T>

@@ -56,6 +56,14 @@ class VisionTransformer {
   Transformer<B, T>& transformer() { return transformer_; }
   void zero_grad() { params_.zero_grad(); }
 
+  /// Switches the temporal expand view on or off (VisionConfig::temporal_expand_view, temporal_padding): it has no
+  /// parameters of its own, so a checkpoint loads the same either way (a FROSTER / Open-VCLIP student is a CLIP
+  /// checkpoint run with it). Takes effect at the next forward; backward needs the mode of its forward.
+  void set_temporal_expand_view(bool on, TemporalPadding padding = TemporalPadding::zero_keys) {
+    config_.temporal_expand_view = on;
+    config_.temporal_padding = padding;
+  }
+
   /// Forward reads the patch embedding's and every block's weights packed once (backends with packed operands:
   /// CpuBackend) instead of packing them on each GEMM, until `unpack_weights`: for weights that stay unchanged
   /// over many forwards (a frozen teacher, inference). After changing the weights (an optimiser step, `load`),

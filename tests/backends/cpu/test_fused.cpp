@@ -239,7 +239,8 @@ TEST_CASE("fused_gemm from a pre-packed op(B) reads the packed copy, not the sou
   REQUIRE(packed.bytes() >= sizeof(float) * 45 * 64);
 }
 
-TEST_CASE("fused_gemm from a pre-packed op(B) checks its arguments against the source", "[cpu][fused][packed][errors]") {
+TEST_CASE("fused_gemm from a pre-packed op(B) checks its arguments against the source",
+          "[cpu][fused][packed][errors]") {
   const CpuBackend cpu_backend({.threads = 2});
   const auto a = random_tensor<float>({4, 3}, 1), w = random_tensor<float>({5, 3}, 2);
   auto c = random_tensor<float>({4, 6}, 5);
