@@ -175,14 +175,23 @@ struct Model {
   CpuBackend backend;
   std::unique_ptr<froster::ClipModel<CpuBackend>> clip;
 
-  explicit Model(const Options& o) : backend(froster::CpuBackendOptions{.threads = int(o.number("threads", 0))}) {
-    const froster::io::ClipCheckpoint ckpt =
-        froster::io::load_clip_checkpoint(o.need("weights"), {.prefix = o.has("prefix") ? o.values.at("prefix") : ""});
-    if (!ckpt.ignored.empty())  // the teacher, projectors, prompts of a training checkpoint: say what was skipped
-      std::cerr << "froster: note: loaded the CLIP under '" << ckpt.prefix << "'; left out " << ckpt.ignored.size()
-                << " other tensors (" << ckpt.ignored.front() << (ckpt.ignored.size() > 1 ? ", ..." : "") << ")\n";
-    clip = froster::ClipModel<CpuBackend>::from_state_dict(backend, ckpt.state, ckpt.vision_heads, ckpt.text_heads);
-    clip->pack_weights();  // the weights never change here: every forward reads them packed once
+  /// Loads --weights; the encoders the command uses (`vision`, `text`) then read their weights packed once (they
+  /// never change here), packed after the checkpoint's own copy is freed.
+  Model(const Options& o, bool vision, bool text)
+      : backend(froster::CpuBackendOptions{.threads = int(o.number("threads", 0))}) {
+    {
+      std::optional<std::string> prefix;
+      if (o.has("prefix")) prefix = o.values.at("prefix");
+      const froster::io::ClipCheckpoint ckpt = froster::io::load_clip_checkpoint(o.need("weights"), {.prefix = prefix});
+      if (!ckpt.ignored.empty())  // the teacher, projectors, prompts of a training checkpoint: say what was skipped
+        std::cerr << "froster: note: loaded the CLIP under "
+                  << (ckpt.prefix.empty() ? std::string("the top level") : "'" + ckpt.prefix + "'") << "; left out "
+                  << ckpt.ignored.size() << " other tensors (" << ckpt.ignored.front()
+                  << (ckpt.ignored.size() > 1 ? ", ..." : "") << ")\n";
+      clip = froster::ClipModel<CpuBackend>::from_state_dict(backend, ckpt.state, ckpt.vision_heads, ckpt.text_heads);
+    }
+    if (vision) clip->visual().pack_weights();
+    if (text) clip->text().pack_weights();
   }
 
   /// Preprocessed images [n, 3, S, S].
@@ -223,7 +232,7 @@ int tokenize(const Options& o) {
 int embed_image(const Options& o) {
   if (o.args.empty()) throw UsageError("embed-image needs at least one IMAGE");
   const std::string& out = o.need("out");
-  Model m(o);
+  Model m(o, true, false);
   const Tensor<float> batch = m.images(o.args);
   froster::io::save_npy(out, m.clip->encode_image(batch.cview()));
   std::cerr << "froster: wrote " << o.args.size() << " x " << m.clip->config().embed_dim << " image features to "
@@ -234,7 +243,7 @@ int embed_image(const Options& o) {
 int embed_text(const Options& o) {
   if (o.args.empty()) throw UsageError("embed-text needs at least one TEXT");
   const std::string& out = o.need("out");
-  Model m(o);
+  Model m(o, false, true);
   froster::io::ClipTokenizer tokenizer = load_tokenizer(o);
   const Tensor<std::int64_t> ids = m.tokens(tokenizer, o.args);
   froster::io::save_npy(out, m.clip->encode_text(ids.cview()));
@@ -268,7 +277,7 @@ int zero_shot(const Options& o) {
   if (templates.empty()) throw froster::ValueError("'" + o.values.at("templates") + "' holds no templates");
   const index_t top_k = std::min<index_t>(requested_top_k, index_t(labels.size()));
 
-  Model m(o);
+  Model m(o, true, true);
   m.clip->visual().set_temporal_expand_view(o.temporal_expand_view);
   froster::io::ClipTokenizer tokenizer = load_tokenizer(o);
   std::vector<std::string> prompts;
@@ -328,6 +337,8 @@ int main(int argc, char** argv) {
     }
     const Options o = parse(argc, argv);
     if (o.command.empty()) throw UsageError("no command given");
+    if (o.temporal_expand_view && o.command != "zero-shot")
+      throw UsageError("--temporal-expand-view applies to zero-shot (its frame directories are the clips)");
     if (o.command == "tokenize") return tokenize(o);
     if (o.command == "embed-image") return embed_image(o);
     if (o.command == "embed-text") return embed_text(o);

@@ -286,12 +286,8 @@ TEST_CASE("froster --prefix picks one CLIP of a training checkpoint", "[cli]") {
   froster::CpuBackend backend;
   froster::ClipModel<froster::CpuBackend> student(backend, tiny_config(), 5), teacher(backend, tiny_config(), 6);
   froster::io::StateDict file;
-  for (const auto& [prefix, model] : {std::pair{"model.", &student}, std::pair{"raw_model.", &teacher}})
-    for (const auto& e : model->state_dict()) {
-      Tensor<float> t = Tensor<float>::host(e.tensor.extents());
-      std::copy(e.tensor.data(), e.tensor.data() + e.tensor.numel(), t.data());
-      file.insert(prefix + e.name, std::move(t));
-    }
+  file.merge(student.state_dict(), "model.");
+  file.merge(teacher.state_dict(), "raw_model.");
   file.insert("projector_v.0.weight", Tensor<float>::host({16, 16}));
   const std::string weights = (scratch() / "training_checkpoint.safetensors").string();
   froster::io::save_safetensors(weights, file);

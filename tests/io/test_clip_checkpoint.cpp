@@ -26,6 +26,14 @@ using froster::ConstView;
 using froster::index_t;
 using froster::Tensor;
 
+/// A one-layer CLIP small enough to build many times.
+froster::io::ClipConfig one_layer_config() {
+  froster::io::ClipConfig config;
+  config.vision = {.image_size = 8, .patch_size = 4, .width = 64, .layers = 1, .heads = 0, .output_dim = 7};
+  config.text = {.context_length = 5, .vocab_size = 11, .width = 64, .layers = 1, .heads = 0, .output_dim = 7};
+  config.embed_dim = 7;
+  return config;
+}
 
 }  // namespace
 
@@ -103,18 +111,11 @@ TEST_CASE("A training checkpoint with a student, a teacher and projectors loads 
   // projectors at the top level. Two models with different seeds tell which one was loaded.
   const froster::test::ScratchDir dir("froster_clip_checkpoint");
   froster::ReferenceBackend backend;
-  froster::io::ClipConfig config;
-  config.vision = {.image_size = 8, .patch_size = 4, .width = 64, .layers = 1, .heads = 0, .output_dim = 7};
-  config.text = {.context_length = 5, .vocab_size = 11, .width = 64, .layers = 1, .heads = 0, .output_dim = 7};
-  config.embed_dim = 7;
+  const froster::io::ClipConfig config = one_layer_config();
   froster::ClipModel<froster::ReferenceBackend> student(backend, config, 3), teacher(backend, config, 4);
   froster::io::StateDict file;
-  for (const auto& [prefix, model] : {std::pair{"model.", &student}, std::pair{"raw_model.", &teacher}})
-    for (const auto& e : model->state_dict()) {
-      Tensor<float> t = Tensor<float>::host(e.tensor.extents());
-      std::copy(e.tensor.data(), e.tensor.data() + e.tensor.numel(), t.data());
-      file.insert(prefix + e.name, std::move(t));
-    }
+  file.merge(student.state_dict(), "model.");
+  file.merge(teacher.state_dict(), "raw_model.");
   file.insert("projector_v.0.weight", Tensor<float>::host({7, 7}));
   file.insert("projector_v.2.weight", Tensor<float>::host({7, 7}));
   const std::string path = (dir.path / "froster_checkpoint.safetensors").string();
@@ -123,6 +124,7 @@ TEST_CASE("A training checkpoint with a student, a teacher and projectors loads 
   CHECK_THROWS_WITH(froster::io::load_clip_checkpoint(path),
                     Catch::Contains("2 CLIP models, under the prefixes 'model.', 'raw_model.'") &&
                         Catch::Contains("--prefix"));
+
   CHECK_THROWS_WITH(froster::io::load_clip_checkpoint(path, {.prefix = "student."}),
                     Catch::Contains("no CLIP under the prefix 'student.'") &&
                         Catch::Contains("found under: 'model.', 'raw_model.'"));
@@ -144,11 +146,7 @@ TEST_CASE("A training checkpoint with a student, a teacher and projectors loads 
 
   // One CLIP under a prefix (a student-only save whose prefix the reader did not strip) needs no choice.
   froster::io::StateDict student_only;
-  for (const auto& e : student.state_dict()) {
-    Tensor<float> t = Tensor<float>::host(e.tensor.extents());
-    std::copy(e.tensor.data(), e.tensor.data() + e.tensor.numel(), t.data());
-    student_only.insert("model." + e.name, std::move(t));
-  }
+  student_only.merge(student.state_dict(), "model.");
   student_only.insert("prompt_embed", Tensor<float>::host({2, 64}));
   const std::string single = (dir.path / "student.safetensors").string();
   froster::io::save_safetensors(single, student_only);
@@ -156,4 +154,58 @@ TEST_CASE("A training checkpoint with a student, a teacher and projectors loads 
   CHECK(ckpt.prefix == "model.");
   CHECK(ckpt.ignored == std::vector<std::string>{"prompt_embed"});
   CHECK(ckpt.state.size() == student.state_dict().size());
+}
+
+TEST_CASE("The top-level CLIP of a file that also holds a prefixed one can be chosen", "[io][clip]") {
+  const froster::test::ScratchDir dir("froster_clip_checkpoint");
+  froster::ReferenceBackend backend;
+  const froster::io::ClipConfig config = one_layer_config();
+  froster::ClipModel<froster::ReferenceBackend> top(backend, config, 3), other(backend, config, 4);
+  froster::io::StateDict file = top.state_dict();
+  file.merge(other.state_dict(), "raw_model.");
+  const std::string path = (dir.path / "two.safetensors").string();
+  froster::io::save_safetensors(path, file);
+  CHECK_THROWS_WITH(froster::io::load_clip_checkpoint(path),
+                    Catch::Contains("2 CLIP models") && Catch::Contains("(top level)") &&
+                        Catch::Contains("'raw_model.'"));
+  const froster::io::ClipCheckpoint ckpt = froster::io::load_clip_checkpoint(path, {.prefix = ""});
+  CHECK(ckpt.prefix.empty());
+  CHECK(ckpt.ignored.size() == other.state_dict().size());
+  auto loaded = froster::ClipModel<froster::ReferenceBackend>::from_state_dict(backend, ckpt.state);
+  const froster::io::StateDict want = top.state_dict(), got = loaded->state_dict();
+  for (const auto& e : want) {
+    INFO(e.name);
+    CHECK(std::equal(e.tensor.data(), e.tensor.data() + e.tensor.numel(), got.at(e.name).data()));
+  }
+}
+
+TEST_CASE("A prefix the torch reader already stripped still names the CLIP", "[io][clip]") {
+  // torch.save files whose every tensor starts with `model.` come out of the reader without it; asking for
+  // `model.` (what the file stores) must find the CLIP now at the top level.
+  froster::ReferenceBackend backend;
+  const froster::io::ClipConfig config = one_layer_config();
+  froster::io::ClipCheckpoint ckpt;
+  ckpt.state = froster::ClipModel<froster::ReferenceBackend>(backend, config, 3).state_dict();
+  froster::io::clip_detail::select_clip(ckpt, std::string("model."), "model.", "student.pt");
+  CHECK(ckpt.prefix.empty());
+  CHECK(ckpt.ignored.empty());
+  CHECK_THROWS_WITH(froster::io::clip_detail::select_clip(ckpt, std::string("raw_model."), "model.", "student.pt"),
+                    Catch::Contains("no CLIP under the prefix 'raw_model.' (CLIPs found under: (top level))"));
+}
+
+TEST_CASE("StateDict::merge prefixes names and rejects a duplicate before moving anything", "[io]") {
+  froster::io::StateDict a, b, c;
+  a.insert("x", Tensor<float>::host({2}));
+  b.insert("x", Tensor<float>::host({3}));
+  b.insert("y", Tensor<float>::host({1}));
+  a.merge(std::move(b), "p.");
+  CHECK(a.names() == std::vector<std::string>{"x", "p.x", "p.y"});
+  c.insert("y", Tensor<float>::host({4}));
+  c.insert("x", Tensor<float>::host({5}));
+  CHECK_THROWS_WITH(a.merge(std::move(c)), Catch::Contains("already holds a tensor named 'x'"));
+  CHECK(a.size() == 3);
+  CHECK(c.size() == 2);  // nothing moved
+  const froster::io::StateDict taken = a.extract_prefix("p.");
+  CHECK(taken.names() == std::vector<std::string>{"x", "y"});
+  CHECK(a.names() == std::vector<std::string>{"x"});
 }

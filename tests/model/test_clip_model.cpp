@@ -93,6 +93,22 @@ TEMPLATE_TEST_CASE("ClipModel from an OpenAI state dict matches OpenAI CLIP's fe
   CHECK(model->logit_scale() == Approx(froster::ClipModel<TestType>::initial_logit_scale));
 }
 
+TEST_CASE("A rejected state dict leaves the model as it was", "[model][clip][errors]") {
+  froster::ReferenceBackend backend;
+  const StateDict good = openai_state_dict();
+  froster::ClipModel<froster::ReferenceBackend> model(backend, froster::io::infer_clip_config(good, 2, 2), 5);
+  const StateDict before = model.state_dict();
+  // Every parameter present and well shaped, plus one the model does not have (found after the parameters).
+  StateDict extra = openai_state_dict();
+  extra.insert("projector_v.0.weight", Tensor<float>::host({5, 5}));
+  CHECK_THROWS_WITH(model.load(extra), Catch::Contains("unexpected tensor 'projector_v.0.weight'"));
+  const StateDict after = model.state_dict();
+  for (const auto& e : before) {
+    INFO(e.name);
+    CHECK(std::equal(e.tensor.data(), e.tensor.data() + e.tensor.numel(), after.at(e.name).data()));
+  }
+}
+
 TEST_CASE("ClipModel::load packs the new weights again where the old ones were packed", "[model][clip][packed]") {
   froster::CpuBackend backend({.threads = 2});
   const StateDict sd = openai_state_dict();

@@ -164,8 +164,26 @@ TEST_CASE("Packed weights give bitwise the features and gradients of unpacked on
   REQUIRE(packed.size() == unpacked.size());
   REQUIRE(std::memcmp(packed.data(), unpacked.data(), packed.size() * sizeof(float)) == 0);
   // Inference forwards read the packed copies as well.
-  REQUIRE(values(vision.forward(images, frames, false)) ==
+  const std::vector<float> vision_before = values(vision.forward(images, frames, false));
+  const std::vector<float> text_before = values(text.forward(tokens, false));
+  REQUIRE(vision_before ==
           std::vector<float>(unpacked.begin(), unpacked.begin() + vision.config().output_dim * images.extent(0)));
+
+  // They read the packed copies, not the weights: writes to a block weight and to the patch embedding go unseen
+  // until the weights are packed again.
+  const auto scale = [](auto& params, const std::string& name) {
+    auto& e = params.at(name);
+    for (index_t i = 0; i < e.value.numel(); ++i) e.value.data()[i] *= 2.0f;
+  };
+  scale(vision.parameters(), "visual.conv1.weight");
+  scale(vision.parameters(), "visual.transformer.resblocks.0.mlp.c_fc.weight");
+  scale(text.parameters(), "transformer.resblocks.0.mlp.c_fc.weight");
+  REQUIRE(values(vision.forward(images, frames, false)) == vision_before);
+  REQUIRE(values(text.forward(tokens, false)) == text_before);
+  vision.pack_weights();
+  text.pack_weights();
+  REQUIRE(values(vision.forward(images, frames, false)) != vision_before);
+  REQUIRE(values(text.forward(tokens, false)) != text_before);
 
   vision.unpack_weights();
   text.unpack_weights();

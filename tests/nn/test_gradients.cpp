@@ -101,15 +101,48 @@ TEST_CASE("TextTransformer gradients match finite differences in double", "[nn][
 }
 
 TEST_CASE("TextTransformer gradient with respect to the input embeddings", "[nn][gradients]") {
+  // End positions {3, 1}: every position computed; {2, 1}: the last one skipped (its gradient must be zero).
+  const std::vector<index_t> ends = GENERATE(std::vector<index_t>{3, 1}, std::vector<index_t>{2, 1});
+  INFO("end positions " << ends[0] << ", " << ends[1]);
   ReferenceBackend backend;
   froster::nn::TextTransformer<ReferenceBackend, double> model(
       backend, {.context_length = 4, .vocab_size = 9, .width = 8, .layers = 1, .heads = 2, .output_dim = 3}, 13);
   Tensor<double> embeddings = froster::test::random_tensor<double>({2 * 4, 8}, 4);
   const Tensor<double> weights = froster::test::random_tensor<double>({2, 3}, 5);
-  auto loss = [&] { return weighted_sum(model.forward_embeddings(embeddings.cview(), 2, {2, 1}), weights.cview()); };
+  auto loss = [&] { return weighted_sum(model.forward_embeddings(embeddings.cview(), 2, ends), weights.cview()); };
   loss();
   Tensor<double> d_embeddings = Tensor<double>::host(embeddings.extents());
   model.backward(weights.cview(), d_embeddings.view());
+  const auto report = froster::test::check_gradient(loss, embeddings.view(), d_embeddings.cview());
+  INFO(report.message);
+  REQUIRE(report.ok);
+}
+
+TEST_CASE("TextTransformer forward from ids writes the gradient of the embeddings it gathered", "[nn][gradients]") {
+  // The embeddings of a forward from ids are the token table's rows plus the positional embedding: the gradient
+  // written to d_embeddings is the one the table's rows receive, and zero past the last end token.
+  ReferenceBackend backend;
+  froster::nn::TextTransformer<ReferenceBackend, double> model(
+      backend, {.context_length = 5, .vocab_size = 9, .width = 8, .layers = 1, .heads = 2, .output_dim = 3}, 14);
+  const std::int64_t ids[] = {7, 3, 8, 0, 0, 5, 8, 0, 0, 0};  // ends at 2 and 1: positions 3 and 4 skipped
+  const ConstView<std::int64_t> tokens(ids, {2, 5});
+  const Tensor<double> weights = froster::test::random_tensor<double>({2, 3}, 6);
+  model.forward(tokens);
+  Tensor<double> d_embeddings = Tensor<double>::host({2 * 5, 8});
+  model.backward(weights.cview(), d_embeddings.view());
+  // The table rows of ids 7, 3 and 5 are each gathered once: their gradients are those rows of d_embeddings.
+  const auto& table = model.parameters().at("token_embedding.weight").grad;
+  for (const auto& [row, id] : {std::pair{0, 7}, std::pair{1, 3}, std::pair{5, 5}})
+    for (index_t j = 0; j < 8; ++j) REQUIRE(d_embeddings.cview()(row, j) == table.cview()(id, j));
+  for (const index_t row : {3, 4, 7, 8, 9})
+    for (index_t j = 0; j < 8; ++j) REQUIRE(d_embeddings.cview()(row, j) == 0.0);
+  // ... and the gradient is the loss's: finite differences through the embeddings of the same sequences.
+  Tensor<double> embeddings = Tensor<double>::host({2 * 5, 8});
+  const ConstView<double> table_values = model.parameters().at("token_embedding.weight").value.cview();
+  const ConstView<double> positions = model.parameters().at("positional_embedding").value.cview();
+  for (index_t r = 0; r < 10; ++r)
+    for (index_t j = 0; j < 8; ++j) embeddings.view()(r, j) = table_values(ids[r], j) + positions(r % 5, j);
+  auto loss = [&] { return weighted_sum(model.forward_embeddings(embeddings.cview(), 2, {2, 1}), weights.cview()); };
   const auto report = froster::test::check_gradient(loss, embeddings.view(), d_embeddings.cview());
   INFO(report.message);
   REQUIRE(report.ok);

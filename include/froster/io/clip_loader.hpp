@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,8 +28,9 @@
 namespace froster::io {
 
 struct ClipLoadOptions {
-  /// Where the CLIP's tensors are (e.g. "model." or "raw_model."); empty: the only CLIP in the file.
-  std::string prefix;
+  /// Where the CLIP's tensors are ("model.", "raw_model.", "" for the top level), as the file names them; unset:
+  /// the only CLIP in the file.
+  std::optional<std::string> prefix;
 };
 
 struct ClipCheckpoint {
@@ -92,37 +94,54 @@ inline std::vector<std::string> clip_prefixes(const StateDict& sd) {
   return found;
 }
 
+/// How a prefix reads in messages.
+inline std::string prefix_name(const std::string& prefix) {
+  return prefix.empty() ? "(top level)" : "'" + prefix + "'";
+}
+
 /// Keeps the CLIP under `wanted` (or the only one) and records what was left out (see the file comment).
-inline void select_clip(ClipCheckpoint& out, const std::string& wanted, const std::string& path) {
+/// `stripped`: what the reader already removed from every name (torch files: a shared `module.` / `model.`), so
+/// that the prefix as the file stores it is accepted too.
+inline void select_clip(ClipCheckpoint& out, const std::optional<std::string>& wanted, const std::string& stripped,
+                        const std::string& path) {
   const std::vector<std::string> found = clip_prefixes(out.state);
   std::string list;
-  for (const std::string& p : found) list += (list.empty() ? "'" : ", '") + p + "'";
-  if (!wanted.empty()) {
-    require<FormatError>(std::find(found.begin(), found.end(), wanted) != found.end(), "'", path,
-                         "' holds no CLIP under the prefix '", wanted, "'",
+  for (const std::string& p : found) list += (list.empty() ? "" : ", ") + prefix_name(p);
+  if (wanted) {
+    const auto match = std::find_if(found.begin(), found.end(),
+                                    [&](const std::string& p) { return p == *wanted || stripped + p == *wanted; });
+    require<FormatError>(match != found.end(), "'", path, "' holds no CLIP under the prefix ", prefix_name(*wanted),
                          found.empty() ? std::string(" (nor anywhere else)") : " (CLIPs found under: " + list + ")");
-    out.prefix = wanted;
+    out.prefix = *match;
   } else {
     if (found.size() != 1) {
       if (found.empty()) return;  // ClipModel::from_state_dict names what is missing
       throw FormatError(froster::detail::concat(
           "'", path, "' holds ", found.size(), " CLIP models, under the prefixes ", list,
-          ": choose one (ClipLoadOptions::prefix; the CLI's --prefix). FROSTER and Open-VCLIP save the fine-tuned "
-          "student as 'model.' and the frozen teacher as 'raw_model.'"));
+          ": choose one (ClipLoadOptions::prefix, \"\" for the top level; the CLI's --prefix). FROSTER and "
+          "Open-VCLIP save the fine-tuned student as 'model.' and the frozen teacher as 'raw_model.'"));
     }
     out.prefix = found.front();
   }
-  if (out.prefix.empty()) {
-    // The top-level CLIP: everything else in the file is a tensor it does not have, which loading reports.
+  if (!out.prefix.empty()) {
+    StateDict clip = out.state.extract_prefix(out.prefix);
+    for (const auto& e : out.state) out.ignored.push_back(e.name);
+    out.state = std::move(clip);
     return;
   }
-  out.state = std::move(out.state).take_prefix(out.prefix, out.ignored);
+  // The top-level CLIP: the other CLIPs' tensors are left out; anything else is a tensor it does not have, which
+  // loading reports.
+  for (const std::string& other : found)
+    if (!other.empty())
+      for (const auto& e : out.state.extract_prefix(other)) out.ignored.push_back(other + e.name);
 }
 
-inline StateDict load_state_dict_file(const std::filesystem::path& path, std::string& format) {
+inline StateDict load_state_dict_file(const std::filesystem::path& path, std::string& format, std::string& stripped) {
   if (starts_with_bytes(path, "PK\x03\x04")) {
     format = "torch";
-    return load_torch_checkpoint(path.string());
+    TorchCheckpoint ckpt = read_torch_checkpoint(path.string());
+    stripped = ckpt.stripped_prefix;
+    return std::move(ckpt.state_dict);
   }
   format = "safetensors";
   return load_safetensors(path.string()).tensors;
@@ -147,15 +166,17 @@ inline ClipCheckpoint load_clip_checkpoint(const std::string& path, const ClipLo
                      "' is a directory without model.safetensors or pytorch_model.bin (a Hugging Face CLIP "
                      "directory has one of them and config.json)");
     std::string format;
-    out.state = clip_detail::load_state_dict_file(weights, format);
+    std::string stripped;
+    out.state = clip_detail::load_state_dict_file(weights, format, stripped);
     out.format = "hugging face directory (" + weights.filename().string() + ", " + format + ")";
     if (fs::exists(p / "config.json", ec)) clip_detail::read_hf_clip_config(p / "config.json", out);
-    clip_detail::select_clip(out, options.prefix, weights.string());
+    clip_detail::select_clip(out, options.prefix, stripped, weights.string());
     return out;
   }
   require<IoError>(fs::exists(p, ec), "'", path, "' does not exist");
-  out.state = clip_detail::load_state_dict_file(p, out.format);
-  clip_detail::select_clip(out, options.prefix, path);
+  std::string stripped;
+  out.state = clip_detail::load_state_dict_file(p, out.format, stripped);
+  clip_detail::select_clip(out, options.prefix, stripped, path);
   return out;
 }
 

@@ -72,16 +72,26 @@ class StateDict {
 
   const std::vector<Entry>& entries() const { return entries_; }
 
-  /// The tensors whose names start with `prefix`, renamed without it (moved out of this dict, in file order); the
-  /// names of the others are appended to `left_out`.
-  StateDict take_prefix(std::string_view prefix, std::vector<std::string>& left_out) && {
-    StateDict out;
+  /// Moves every tensor of `other` in, named `prefix` + its name (the inverse of extract_prefix). A name already
+  /// present is an error, found before anything moves.
+  void merge(StateDict&& other, std::string_view prefix = "") {
+    for (const Entry& e : other.entries_) {
+      const std::string name = std::string(prefix) + e.name;
+      require<ValueError>(!contains(name), "state dict already holds a tensor named '", name, "'");
+    }
+    for (Entry& e : other.entries_) insert(std::string(prefix) + e.name, std::move(e.tensor), e.stored);
+    other = StateDict{};
+  }
+
+  /// Moves the tensors whose names start with `prefix` out of this dict, renamed without it (file order kept on
+  /// both sides); the others stay.
+  StateDict extract_prefix(std::string_view prefix) {
+    StateDict out, rest;
     for (Entry& e : entries_) {
       if (e.name.starts_with(prefix)) out.insert(e.name.substr(prefix.size()), std::move(e.tensor), e.stored);
-      else left_out.push_back(std::move(e.name));
+      else rest.insert(std::move(e.name), std::move(e.tensor), e.stored);
     }
-    entries_.clear();
-    index_.clear();
+    *this = std::move(rest);
     return out;
   }
   auto begin() const { return entries_.begin(); }

@@ -33,35 +33,27 @@ class ClipModel {
 
   /// Copies every encoder parameter from `sd` (OpenAI naming). A missing or misshapen tensor is an error naming it;
   /// so is a tensor the model does not know, except OpenAI's bookkeeping entries (input_resolution, context_length,
-  /// vocab_size) and `logit_scale`, which sets the logit scale.
+  /// vocab_size) and `logit_scale`, which sets the logit scale. Everything is checked before anything is written:
+  /// a rejected state dict leaves the model as it was.
   void load(const io::StateDict& sd) {
-    std::set<std::string> used;
-    const auto load_set = [&](auto& params) {
-      for (auto& e : params.entries()) {
+    std::set<std::string> known;
+    for (const auto* params : {&visual_.parameters(), &text_.parameters()})
+      for (const auto& e : params->entries()) {
         require<FormatError>(sd.contains(e.name), "CLIP checkpoint: tensor '", e.name, "' is missing");
         const Tensor<float>& t = sd.at(e.name);
         require<FormatError>(t.extents() == e.value.extents(), "CLIP checkpoint: tensor '", e.name, "' has extents ",
                              t.extents(), ", the model needs ", e.value.extents());
-        if constexpr (std::is_same_v<T, float>) {
-          params.load(e.name, t.cview());
-        } else {
-          Tensor<T> converted = Tensor<T>::host(t.extents());
-          for (index_t i = 0; i < t.numel(); ++i) converted.data()[i] = T(t.data()[i]);
-          params.load(e.name, converted.cview());
-        }
-        used.insert(e.name);
+        known.insert(e.name);
       }
-    };
-    load_set(visual_.parameters());
-    load_set(text_.parameters());
+    const Tensor<float>* logit_scale = nullptr;
     for (const auto& e : sd) {
-      if (used.count(e.name) != 0) continue;
+      if (known.count(e.name) != 0) continue;
       if (e.name == "logit_scale") {
         // 0-d in OpenAI's and Hugging Face's checkpoints, or [1].
         require<FormatError>(e.tensor.numel() == 1,
                              "CLIP checkpoint: logit_scale must hold one value, has extents ",
                              e.tensor.extents());
-        logit_scale_ = double(e.tensor.data()[0]);
+        logit_scale = &e.tensor;
         continue;
       }
       // OpenAI's bookkeeping entries, and the causal mask its TorchScript files keep as a buffer.
@@ -71,6 +63,22 @@ class ClipModel {
       throw FormatError(detail::concat("CLIP checkpoint: unexpected tensor '", e.name, "' ", e.tensor.extents(),
                                        " (the model has no such parameter)"));
     }
+
+    const auto load_set = [&](auto& params) {
+      for (auto& e : params.entries()) {
+        const Tensor<float>& t = sd.at(e.name);
+        if constexpr (std::is_same_v<T, float>) {
+          params.load(e.name, t.cview());
+        } else {
+          Tensor<T> converted = Tensor<T>::host(t.extents());
+          for (index_t i = 0; i < t.numel(); ++i) converted.data()[i] = T(t.data()[i]);
+          params.load(e.name, converted.cview());
+        }
+      }
+    };
+    load_set(visual_.parameters());
+    load_set(text_.parameters());
+    if (logit_scale != nullptr) logit_scale_ = double(logit_scale->data()[0]);
     // Packed copies of the old weights would be stale.
     if (visual_.weights_packed()) visual_.pack_weights();
     if (text_.weights_packed()) text_.pack_weights();

@@ -58,7 +58,7 @@ class VisionTransformer {
 
   /// Switches the temporal expand view on or off (VisionConfig::temporal_expand_view, temporal_padding): it has no
   /// parameters of its own, so a checkpoint loads the same either way (a FROSTER / Open-VCLIP student is a CLIP
-  /// checkpoint run with it). Takes effect at the next forward; backward needs the mode of its forward.
+  /// checkpoint run with it). Takes effect at the next forward (a backward follows the mode of its forward).
   void set_temporal_expand_view(bool on, TemporalPadding padding = TemporalPadding::zero_keys) {
     config_.temporal_expand_view = on;
     config_.temporal_padding = padding;

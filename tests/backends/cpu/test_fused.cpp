@@ -15,6 +15,7 @@
 
 #include "support/layouts.hpp"
 #include "support/random.hpp"
+#include "support/scoped_value.hpp"
 #include "support/tolerance.hpp"
 
 using namespace froster;
@@ -219,11 +220,9 @@ TEST_CASE("fused_gemm from a pre-packed op(B) is bitwise the unpacked result", "
 
 TEST_CASE("fused_gemm from a pre-packed op(B) in column chunks", "[cpu][fused][packed]") {
   const CpuBackend cpu_backend({.threads = 2});
-  const index_t saved = cpu::detail::gemm_chunk_budget;
-  cpu::detail::gemm_chunk_budget = 64 * (40 + 29);  // a few column panels per chunk
   const Transpose tb = GENERATE(Transpose::no, Transpose::yes);
+  const froster::test::ScopedValue budget(cpu::detail::gemm_chunk_budget, index_t(64 * (40 + 29)));  // a few panels
   check_packed(cpu_backend, cpu_backend, cases[6], 29, 301, 40, tb, Layout::padded_rows, Layout::row_major);
-  cpu::detail::gemm_chunk_budget = saved;
 }
 
 TEST_CASE("fused_gemm from a pre-packed op(B) reads the packed copy, not the source", "[cpu][fused][packed]") {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "support/layouts.hpp"
+#include "support/scoped_value.hpp"
 #include "support/tolerance.hpp"
 
 using namespace froster;
@@ -111,14 +112,13 @@ TEST_CASE("gemm with k = 0 scales C by beta", "[cpu][gemm]") {
 
 TEST_CASE("gemm runs in column chunks when packed op(B) and C exceed the budget", "[cpu][gemm]") {
   const CpuBackend cpu_backend({.threads = 2});
-  const index_t saved = cpu::detail::gemm_chunk_budget;
-  cpu::detail::gemm_chunk_budget = 64 * (40 + 29);  // a few column panels of k = 40 (and their 29 rows of C) per chunk
   const Transpose tb = GENERATE(Transpose::no, Transpose::yes);
+  // A few column panels of k = 40 (and their 29 rows of C) per chunk.
+  const froster::test::ScopedValue budget(cpu::detail::gemm_chunk_budget, index_t(64 * (40 + 29)));
   check_gemm(cpu_backend, {29, 301, 40}, Transpose::no, tb, 1.0f, 0.5f, Layout::row_major, Layout::padded_rows,
              Layout::row_major);
   check_gemm(cpu_backend, {29, 301, 40}, Transpose::yes, tb, 1.0f, 0.0f, Layout::row_major, Layout::row_major,
              Layout::column_major);
-  cpu::detail::gemm_chunk_budget = saved;
 }
 
 TEST_CASE("gemm results do not depend on the thread count", "[cpu][gemm][threads]") {

@@ -284,8 +284,9 @@ void gemm_run(ThreadPool& pool, Tag tag, const GemmProblem& g, const Epilogue* e
 }  // namespace detail
 
 /// C = alpha op(A) op(B) + beta C, then `epi` on every finished row segment of C (see the file comment).
-/// `packed`: op(B) pre-packed (b and tb are then its source), used where the case allows (this ISA level, C with
-/// unit column stride); null packs op(B) here.
+/// `packed`: op(B) pre-packed (b and tb are then its source), used where the case allows: packed at this ISA
+/// level, and not the transposed product C^T = op(B)^T op(A)^T that a column-major C without an epilogue runs;
+/// those cases read the source instead (the same values while it is unchanged). Null packs op(B) here.
 template <class T, class Epilogue>
 bool gemm(Context ctx, T alpha, ConstView<T> a, Transpose ta, ConstView<T> b, Transpose tb, T beta, TensorView<T> c,
           const Epilogue& epi, const PackedGemmOperand* packed = nullptr) {
