@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <set>
 #include <string>
@@ -90,12 +91,18 @@ inline Tensor<float> stacked(const std::vector<const Tensor<float>*>& parts) {
 
 }  // namespace clip_detail
 
+/// The tensors that mark a CLIP in each naming: the image tower's and the text tower's first weight.
+inline constexpr std::string_view openai_clip_roots[] = {"visual.conv1.weight", "token_embedding.weight"};
+inline constexpr std::string_view hugging_face_clip_roots[] = {"vision_model.embeddings.patch_embedding.weight",
+                                                              "text_model.embeddings.token_embedding.weight"};
+
 /// OpenAI names carry `visual.conv1.weight`; Hugging Face ones `vision_model.embeddings.patch_embedding.weight`.
 inline ClipNaming detect_clip_naming(const StateDict& sd) {
-  if (sd.contains("visual.conv1.weight") || sd.contains("token_embedding.weight")) return ClipNaming::openai;
-  if (sd.contains("vision_model.embeddings.patch_embedding.weight") ||
-      sd.contains("text_model.embeddings.token_embedding.weight"))
-    return ClipNaming::hugging_face;
+  const auto has_any = [&](const auto& roots) {
+    return std::any_of(std::begin(roots), std::end(roots), [&](std::string_view r) { return sd.contains(r); });
+  };
+  if (has_any(openai_clip_roots)) return ClipNaming::openai;
+  if (has_any(hugging_face_clip_roots)) return ClipNaming::hugging_face;
   require<FormatError>(!sd.contains("visual.layer1.0.conv1.weight"),
                        "CLIP checkpoint: a ResNet image encoder (visual.layer1...) is not supported, only ViT");
   throw FormatError(froster::detail::concat("CLIP checkpoint: neither OpenAI names (visual.conv1.weight, ",

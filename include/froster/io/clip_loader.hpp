@@ -78,19 +78,20 @@ inline bool starts_with_bytes(const std::filesystem::path& path, std::string_vie
 
 /// The prefixes ("" = top level) under which `sd` holds a CLIP: where a root tensor of either naming is.
 inline std::vector<std::string> clip_prefixes(const StateDict& sd) {
-  // Hugging Face's roots first: its text root ends with OpenAI's ("...embeddings.token_embedding.weight").
-  static constexpr std::string_view roots[] = {"vision_model.embeddings.patch_embedding.weight",
-                                               "text_model.embeddings.token_embedding.weight", "visual.conv1.weight",
-                                               "token_embedding.weight"};
   std::vector<std::string> found;
-  for (const auto& e : sd)
-    for (std::string_view root : roots) {
-      if (!e.name.ends_with(root)) continue;
-      std::string prefix = e.name.substr(0, e.name.size() - root.size());
-      if ((prefix.empty() || prefix.back() == '.') && std::find(found.begin(), found.end(), prefix) == found.end())
-        found.push_back(std::move(prefix));
-      break;
-    }
+  for (const auto& e : sd) {
+    // Hugging Face's roots first: its text root ends with OpenAI's ("...embeddings.token_embedding.weight").
+    const auto root = [&]() -> std::optional<std::string_view> {
+      for (const auto* roots : {&hugging_face_clip_roots, &openai_clip_roots})
+        for (std::string_view r : *roots)
+          if (e.name.ends_with(r)) return r;
+      return std::nullopt;
+    }();
+    if (!root) continue;
+    std::string prefix = e.name.substr(0, e.name.size() - root->size());
+    if ((prefix.empty() || prefix.back() == '.') && std::find(found.begin(), found.end(), prefix) == found.end())
+      found.push_back(std::move(prefix));
+  }
   return found;
 }
 

@@ -38,28 +38,31 @@ void accumulate_column_sums(B& backend, Ones<B, T>& ones, ConstView<T> dy, Tenso
   backend.gemm(T(1), ones.row(dy.rows()), Transpose::no, dy, Transpose::no, T(1), row);
 }
 
-/// A layer's forward GEMM operand op(W), packed once where the backend can (HasPackedGemm) while its owner's
-/// weights are packed, else read from the weight on every call. The packed copy does not follow writes to the
-/// weight: whoever changes weights that are packed packs them again (or unpacks them).
+/// A layer's forward GEMM operand op(W) (W a parameter's storage, which never moves), packed once where the
+/// backend can (HasPackedGemm) while its owner's weights are packed, else read from W on every call. The packed
+/// copy does not follow writes to W: whoever changes weights that are packed packs them again (or unpacks them).
 template <class B, class T>
 class ForwardWeight {
  public:
-  void pack(B& backend, ConstView<T> weight, Transpose t) {
-    if constexpr (HasPackedGemm<B, T>) packed_.emplace(backend.pack_gemm_operand(weight, t));
+  ForwardWeight(ConstView<T> weight, Transpose t) : weight_(weight), t_(t) {}
+
+  void pack(B& backend) {
+    if constexpr (HasPackedGemm<B, T>) packed_.emplace(backend.pack_gemm_operand(weight_, t_));
   }
   void unpack() { packed_.reset(); }
   bool packed() const { return packed_.has_value(); }
 
   /// y = epi(x op(W)), from the packed copy where there is one.
-  void fused_gemm(B& backend, ConstView<T> x, ConstView<T> weight, Transpose t, const LinearEpilogue<T>& epi,
-                  TensorView<T> y) const {
+  void fused_gemm(B& backend, ConstView<T> x, const LinearEpilogue<T>& epi, TensorView<T> y) const {
     if constexpr (HasPackedGemm<B, T>) {
       if (packed_) return backend.fused_gemm(T(1), x, Transpose::no, *packed_, epi, y);
     }
-    froster::fused_gemm(backend, T(1), x, Transpose::no, weight, t, epi, y);
+    froster::fused_gemm(backend, T(1), x, Transpose::no, weight_, t_, epi, y);
   }
 
  private:
+  ConstView<T> weight_;
+  Transpose t_;
   std::optional<PackedGemmOperandOf<B, T>> packed_;
 };
 
@@ -101,16 +104,17 @@ class Linear {
   Linear(ParameterSet<B, T>& params, const std::string& weight_name, const std::string& bias_name, index_t in,
          index_t out, Init weight_init)
       : weight_(&params.add(weight_name, {out, in}, weight_init)),
-        bias_(bias_name.empty() ? nullptr : &params.add(bias_name, {out}, Init::zeros())) {}
+        bias_(bias_name.empty() ? nullptr : &params.add(bias_name, {out}, Init::zeros())),
+        forward_weight_(weight_->value.cview(), Transpose::yes) {}
 
   /// y = epilogue(x W^T + b): `epi` adds what the caller fuses (residual, activation saving its input).
   void forward(B& backend, ConstView<T> x, LinearEpilogue<T> epi, TensorView<T> y) const {
     if (bias_ != nullptr) epi.bias = bias_->value.cview();
-    forward_weight_.fused_gemm(backend, x, weight_->value.cview(), Transpose::yes, epi, y);
+    forward_weight_.fused_gemm(backend, x, epi, y);
   }
 
   /// Forward reads W^T packed once (backends with packed operands) until `unpack_weight`; see ForwardWeight.
-  void pack_weight(B& backend) { forward_weight_.pack(backend, weight_->value.cview(), Transpose::yes); }
+  void pack_weight(B& backend) { forward_weight_.pack(backend); }
   void unpack_weight() { forward_weight_.unpack(); }
   bool weight_packed() const { return forward_weight_.packed(); }
 

@@ -46,7 +46,8 @@ class VisionTransformer {
                      {config.width, config.layers, config.heads, config.gradient_checkpointing}),
         ln_post_(params_, "visual.ln_post", config.width),
         proj_(&params_.add("visual.proj", {config.width, config.output_dim},
-                           Init::normal(std::pow(double(config.width), -0.5)))) {
+                           Init::normal(std::pow(double(config.width), -0.5)))),
+        conv_forward_(conv_weight(), Transpose::yes) {
     params_.initialize(seed);
   }
 
@@ -70,7 +71,7 @@ class VisionTransformer {
   /// pack again. Costs a second copy of those weights.
   void pack_weights() {
     transformer_.pack_weights();
-    conv_forward_.pack(*backend_, conv_weight(), Transpose::yes);
+    conv_forward_.pack(*backend_);
   }
   void unpack_weights() {
     transformer_.unpack_weights();
@@ -101,8 +102,8 @@ class VisionTransformer {
     const TensorView<T> x0 = ensure_allocated(*backend_, x0_, {n * tokens, d});
     const ConstView<T> pos = positional_embedding_->value.cview();
     for (index_t i = 0; i < n; ++i)
-      conv_forward_.fused_gemm(*backend_, patches_.cview().slice_rows(i * g2, g2), conv_weight(), Transpose::yes,
-                               {.residual = pos.slice_rows(1, g2)}, x0.slice_rows(i * tokens + 1, g2));
+      conv_forward_.fused_gemm(*backend_, patches_.cview().slice_rows(i * g2, g2), {.residual = pos.slice_rows(1, g2)},
+                               x0.slice_rows(i * tokens + 1, g2));
     const TensorView<T> class_rows = token_rows(x0, 0, n);
     backend_->copy(broadcast_row(class_embedding_->value.cview(), n), class_rows);
     backend_->axpby(T(1), broadcast_row(pos.slice_rows(0, 1), n), T(1), class_rows);
