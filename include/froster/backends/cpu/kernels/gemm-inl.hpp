@@ -16,7 +16,9 @@ struct GemmBlocking {
   index_t mr, nr, kc_max, mc_max;
 };
 inline GemmBlocking gemm_blocking(Tag) {
-  if constexpr (isa == Isa::avx512) return {gemm_mr, gemm_nr, 256, 192};
+  // AVX-512: a 32-column B panel of 256 steps (32 KiB) beside the streamed 12-row A panel (12 KiB) nearly filled a
+  // 48 KiB L1; 192 steps leave room (benchmarks/kernels/GEMM.md, AVX-512 section).
+  if constexpr (isa == Isa::avx512) return {gemm_mr, gemm_nr, 192, 192};
   else if constexpr (isa == Isa::avx2) return {gemm_mr, gemm_nr, 256, 144};
   else return {gemm_mr, gemm_nr, 256, 64};
 }
