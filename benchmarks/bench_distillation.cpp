@@ -3,6 +3,9 @@
 //
 //   distill/<backend>/forward/N           projector forward + loss value
 //   distill/<backend>/forward_backward/N  forward + loss with d_projected + projector backward (dz, dW1, dW2)
+//   distill/cpu/step{,_composed}/N        FeatureDistiller::step as FROSTER runs it (student and teacher
+//                                         normalised, cosine, weight 2): the CPU backend's fused step, and the
+//                                         composition of its ops (`fused = false`)
 //
 // <backend> is `reference`, `eigen`, or `eigen_composition`: the same math written directly with Eigen matrices,
 // the baseline that shows what froster's Eigen backend costs over hand-written Eigen.
@@ -100,6 +103,24 @@ void bench_forward_backward(benchmark::State& state) {
     benchmark::DoNotOptimize(dz.data());
   }
   set_counters(state, n, 3 * projector.forward_flops(n));  // backward = 2x forward
+}
+
+/// FeatureDistiller::step on the CPU backend: FROSTER's configuration, fused or composed.
+template <bool Fused>
+void bench_cpu_step(benchmark::State& state) {
+  const index_t n = state.range(0);
+  froster::CpuBackend backend;
+  const Inputs in = make_inputs(n);
+  froster::FeatureDistiller<froster::CpuBackend> distiller(
+      backend, {.dim = kDim, .hidden = kHidden, .alpha = kAlpha, .weight = 2.0, .fused = Fused});
+  distiller.projector().load(in.w1.cview(), in.w2.cview());
+  Tensor<float> dz = Tensor<float>::host({n, kDim});
+  for (auto _ : state) {
+    double value = distiller.step(in.z.cview(), in.teacher.cview(), dz.view());
+    benchmark::DoNotOptimize(value);
+    benchmark::DoNotOptimize(dz.data());
+  }
+  set_counters(state, n, 3 * distiller.projector().forward_flops(n));
 }
 
 // --- eigen_composition: the same math in plain Eigen ------------------------------------------------------------
@@ -202,6 +223,8 @@ const bool registered = [] {
   register_case("distill/eigen/forward_backward", bench_forward_backward<froster::EigenBackend>, false);
   register_case("distill/cpu/forward", bench_forward<froster::CpuBackend>, false);
   register_case("distill/cpu/forward_backward", bench_forward_backward<froster::CpuBackend>, false);
+  register_case("distill/cpu/step", bench_cpu_step<true>, false);
+  register_case("distill/cpu/step_composed", bench_cpu_step<false>, false);
   register_case("distill/eigen_composition/forward", bench_composition_forward, false);
   register_case("distill/eigen_composition/forward_backward", bench_composition_forward_backward, false);
   return true;

@@ -6,6 +6,7 @@
 
 #include "froster/backends/backend.hpp"
 #include "froster/backends/fused.hpp"
+#include "froster/backends/fused_distillation.hpp"
 #include "froster/backends/reference.hpp"
 #include "froster/core.hpp"
 #include "froster/distillation.hpp"

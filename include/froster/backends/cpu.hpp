@@ -3,7 +3,8 @@
 /// `CpuBackend`: hand-written SIMD kernels (scalar, AVX2+FMA, AVX-512) chosen at run time, threaded over a pool
 /// of its own. fp32 views whose rows are contiguous (unit column stride; any row stride) run the SIMD kernels;
 /// other layouts and fp64 run the reference loops, which are the ground truth the kernels are tested against.
-/// Every op of the concept has a kernel here, plus the optional `fused_gemm` (see docs/cpu_backend.md).
+/// Every op of the concept has a kernel here, plus the optional `fused_gemm`, packed GEMM operands and the fused
+/// distillation step (see docs/cpu_backend.md).
 
 #include <memory>
 #include <optional>
@@ -11,6 +12,7 @@
 
 #include "froster/backends/cpu/attention.hpp"
 #include "froster/backends/cpu/context.hpp"
+#include "froster/backends/cpu/distillation.hpp"
 #include "froster/backends/cpu/fused.hpp"
 #include "froster/backends/cpu/gemm.hpp"
 #include "froster/backends/cpu/isa.hpp"
@@ -161,6 +163,16 @@ class CpuBackend : public ReferenceBackend {
     check::on_host("fused_gemm", a, b.source(), c, epi.bias, epi.residual, epi.save_pre, epi.derivative_at);
     if (!cpu::fused_gemm(context(), alpha, a, ta, b.source(), b.transpose(), epi, c, &b))
       fused_gemm_composed(*this, alpha, a, ta, b.source(), b.transpose(), epi, c);
+  }
+
+  /// FROSTER's distillation step fused (backends/fused_distillation.hpp): the loss, or nullopt for a case it does
+  /// not take (fp64, rows that are not contiguous), which FeatureDistiller then composes.
+  template <class T>
+  std::optional<double> cosine_distillation_step(const CosineDistillationStep<T>& step) const {
+    check::cosine_distillation_step_args(step);
+    check::on_host("cosine_distillation_step", step.student, step.teacher, step.w1, step.w2, step.d_student,
+                   step.grad_w1, step.grad_w2);
+    return cpu::cosine_distillation_step(context(), step);
   }
 
   // Reductions and losses (cpu/reductions.hpp): sum and dot add per-row double partials in row order, so they

@@ -7,11 +7,14 @@
 ///     loss = weight * L(projector(norm(student)), norm(teacher))
 ///
 /// The teacher side gets no gradient. `step` returns the weighted loss, writes d loss / d student, and accumulates
-/// the projector's parameter gradients.
+/// the projector's parameter gradients. FROSTER's case (cosine on normalised features) runs the backend's fused
+/// `cosine_distillation_step` where it has one (backends/fused_distillation.hpp: CpuBackend does), with the same
+/// results as the composition below; `fused = false` forces the composition.
 
 #include <cstdint>
 #include <variant>
 
+#include "froster/backends/fused_distillation.hpp"
 #include "froster/distillation/losses.hpp"
 #include "froster/distillation/normalize.hpp"
 #include "froster/distillation/projector.hpp"
@@ -29,6 +32,7 @@ struct FeatureDistillerConfig {
   FeatureLoss loss = FeatureLoss::cosine;
   double weight = 1.0;                    ///< Multiplies the loss and every gradient (FROSTER: 2.0 beside the CE).
   bool normalize = true;                  ///< L2-normalise student and teacher features first, as FROSTER does.
+  bool fused = true;                      ///< Use the backend's fused step where it has one (see the file comment).
 };
 
 template <class B, class T = float>
@@ -51,6 +55,21 @@ class FeatureDistiller {
   double step(ConstView<T> student, ConstView<T> teacher, TensorView<T> d_student) {
     check_inputs("FeatureDistiller::step", student, teacher);
     check::same_extents("FeatureDistiller::step", "student", student, "d_student", d_student);
+    if constexpr (HasFusedCosineDistillation<B, T>) {
+      // The fused step writes d_student while it reads the features: an aliased d_student takes the composition.
+      if (config_.fused && config_.normalize && config_.loss == FeatureLoss::cosine &&
+          !check::overlap(d_student, student) && !check::overlap(d_student, teacher)) {
+        const auto [w1, w2] = projector_.parameters();
+        const std::optional<double> loss = backend_->cosine_distillation_step(CosineDistillationStep<T>{
+            .student = student, .teacher = teacher, .w1 = w1.value, .w2 = w2.value,
+            .alpha = T(projector_.config().alpha), .eps = cosine_.options().eps, .weight = config_.weight,
+            .d_student = d_student, .grad_w1 = w1.grad, .grad_w2 = w2.grad});
+        if (loss) {
+          detail::require_finite_loss("FeatureDistiller::step", *loss);
+          return config_.weight * *loss;
+        }
+      }
+    }
     const ConstView<T> projected = project(student);
     auto d_projected = ensure_allocated(*backend_, d_projected_, student.extents());
     const double loss = feature_loss(projected, target(teacher), d_projected);

@@ -73,6 +73,7 @@ class CosineDistillationLoss {
 
   /// Per-row cosine similarities of the last compute.
   ConstView<T> cosines() const { return cos_.cview(); }
+  const Options& options() const { return options_; }
 
  private:
   B* backend_;

@@ -159,6 +159,33 @@ inline void gemm_prefetch_lines(const float* base, index_t stride, index_t float
   for (index_t l = begin; l < end; ++l) __builtin_prefetch(base + (l / per_row) * stride + (l % per_row) * 16, 0, 2);
 }
 
+/// The k block length at this level for inner dimension k: blocks of equal length (a multiple of 8 for the
+/// packing transposes) that depend on k alone, so every caller of the micro-kernel runs the same chains.
+template <class Tag>
+index_t gemm_k_block(Tag tag, index_t k) {
+  const index_t kc_max = gemm_blocking(tag).kc_max;
+  return std::min(k, ceil_div(ceil_div(k, ceil_div(k, kc_max)), 8) * 8);
+}
+
+/// C [rows, n] = alpha A B (+ epilogue) on the calling thread alone, for callers that already split rows over the
+/// pool: A [rows, k] with contiguous rows (row stride lda), B pre-packed at this level (all of k, as
+/// pack_gemm_operand leaves it), C with contiguous rows (row stride ldc). Each element's arithmetic is that of
+/// gemm_run on the same operands, so a product split into row blocks this way is bitwise the whole product.
+/// `epi` sees rows counted from row0.
+template <class Tag, class Epilogue>
+void gemm_rows_serial(Tag tag, index_t rows, index_t n, index_t k, const float* a, index_t lda,
+                      const float* packed_b, float* c, index_t ldc, float alpha, const Epilogue* epi, index_t row0) {
+  const index_t mr = gemm_blocking(tag).mr, nr = gemm_blocking(tag).nr;
+  const index_t kc = gemm_k_block(tag, k);
+  float* packed_a = gemm_a_buffer(std::size_t(ceil_div(rows, mr) * mr * kc));
+  for (index_t p0 = 0; p0 < k; p0 += kc) {
+    const index_t kcur = std::min(kc, k - p0);
+    gemm_pack_a(tag, rows, kcur, a + p0, lda, 1, packed_a);
+    gemm_block(tag, rows, n, kcur, packed_a, packed_b + p0 * nr, nr * k, c, ldc, 1, alpha, p0 == 0 ? 0.0f : 1.0f,
+               p0 + kcur == k ? epi : nullptr, row0, index_t(0));
+  }
+}
+
 enum : std::uint8_t { b_unpacked = 0, b_packing = 1, b_packed = 2 };
 
 /// The blocked GEMM at one ISA level (see the file comment). `prepacked`: all of op(B) already packed at this
@@ -168,7 +195,7 @@ void gemm_run(ThreadPool& pool, Tag tag, const GemmProblem& g, const Epilogue* e
   const auto blk = gemm_blocking(tag);
   const index_t mr = blk.mr, nr = blk.nr;
   // k blocks of equal length (a multiple of 8 for the packing transposes), depending on k alone.
-  const index_t kc = std::min(g.k, ceil_div(ceil_div(g.k, ceil_div(g.k, blk.kc_max)), 8) * 8);
+  const index_t kc = gemm_k_block(tag, g.k);
   const index_t kblocks = ceil_div(g.k, kc);
   const index_t mpanels = ceil_div(g.m, mr), npanels = ceil_div(g.n, nr);
   const index_t max_row_panels = std::max<index_t>(1, blk.mc_max / mr);
@@ -353,28 +380,44 @@ bool gemm(Context ctx, T alpha, ConstView<T> a, Transpose ta, ConstView<T> b, Tr
   return gemm(ctx, alpha, a, ta, b, tb, beta, c, NoEpilogue{});
 }
 
-/// Packs op(B) (b [k, n], or [n, k] transposed; any strides) for the GEMMs of `ctx`'s ISA level: panels of NR
-/// columns x all of k, zero-padded, split over the pool a group of panels per task.
-inline PackedGemmOperand pack_gemm_operand(Context ctx, ConstView<float> b, Transpose tb) {
-  PackedGemmOperand p;
-  p.source_ = b;
-  p.transpose_ = tb;
-  p.isa_ = ctx.isa;
-  const index_t k = p.rows(), n = p.cols();
+/// How many floats op(B) [k, n] takes packed for the GEMMs of ISA level `isa`: NR-column panels x all of k.
+inline index_t packed_gemm_floats(Isa isa, index_t k, index_t n) {
+  index_t floats = 0;
+  dispatch(isa, [&](auto tag) {
+    const index_t nr = gemm_blocking(tag).nr;
+    floats = detail::ceil_div(n, nr) * nr * k;
+  });
+  return floats;
+}
+
+/// Packs op(B) (b [k, n], or [n, k] transposed; any strides) into `dst` (packed_gemm_floats of them) for the
+/// GEMMs of `ctx`'s ISA level: panels of NR columns x all of k, zero-padded, a group of panels per pool task.
+inline void pack_gemm_operand_into(Context ctx, ConstView<float> b, Transpose tb, float* dst) {
+  const index_t k = tb == Transpose::no ? b.rows() : b.cols(), n = tb == Transpose::no ? b.cols() : b.rows();
   index_t rsb = b.stride(0), csb = b.stride(1);
   if (tb == Transpose::yes) std::swap(rsb, csb);
+  if (k == 0 || n == 0) return;
   dispatch(ctx.isa, [&](auto tag) {
     const index_t nr = gemm_blocking(tag).nr, panels = detail::ceil_div(n, nr);
-    const index_t floats = panels * nr * k, groups = detail::ceil_div(panels, detail::gemm_b_group);
-    if (floats == 0) return;
-    p.panels_.reset(static_cast<float*>(::operator new(std::size_t(floats) * sizeof(float), std::align_val_t{64})));
-    p.bytes_ = std::size_t(floats) * sizeof(float);
-    float* const dst = p.panels_.get();
+    const index_t groups = detail::ceil_div(panels, detail::gemm_b_group);
     ctx.pool->parallel_for(groups, [&](index_t grp) {
       const index_t j0 = grp * detail::gemm_b_group * nr, j1 = std::min(n, j0 + detail::gemm_b_group * nr);
       gemm_pack_b(tag, k, j1 - j0, b.data() + j0 * csb, rsb, csb, dst + j0 * k, nr * k);
     });
   });
+}
+
+/// op(B) packed into memory of its own (see PackedGemmOperand).
+inline PackedGemmOperand pack_gemm_operand(Context ctx, ConstView<float> b, Transpose tb) {
+  PackedGemmOperand p;
+  p.source_ = b;
+  p.transpose_ = tb;
+  p.isa_ = ctx.isa;
+  const index_t floats = packed_gemm_floats(ctx.isa, p.rows(), p.cols());
+  if (floats == 0) return p;
+  p.panels_.reset(static_cast<float*>(::operator new(std::size_t(floats) * sizeof(float), std::align_val_t{64})));
+  p.bytes_ = std::size_t(floats) * sizeof(float);
+  pack_gemm_operand_into(ctx, b, tb, p.panels_.get());
   return p;
 }
 

@@ -152,6 +152,22 @@ bool cosine_forward(Context ctx, ConstView<T> a, ConstView<T> b, T eps, TensorVi
   }
 }
 
+/// The per-row coefficients of the cosine's gradient, da = cross b - self_a a and db = cross a - self_b b, for a
+/// row with norms na, nb and cosine c: the reference's, in double (see reference::cosine_backward for the eps
+/// rule).
+struct CosineBackwardCoefficients {
+  float cross, self_a, self_b;
+};
+inline CosineBackwardCoefficients cosine_backward_coefficients(float norm_a, float norm_b, float cos, float eps,
+                                                               float scale) {
+  const double na = double(norm_a), nb = double(norm_b), c = double(cos);
+  const double ca = std::max(na, double(eps)), cb = std::max(nb, double(eps));
+  const double cross = double(scale) / (ca * cb);
+  const double self_a = na > 0 ? double(scale) * c / (na * ca) : 0.0;
+  const double self_b = nb > 0 ? double(scale) * c / (nb * cb) : 0.0;
+  return {float(cross), float(self_a), float(self_b)};
+}
+
 template <class T>
 bool cosine_backward(Context ctx, ConstView<T> a, ConstView<T> b, ConstView<T> cos, ConstView<T> norm_a,
                      ConstView<T> norm_b, T eps, T scale, TensorView<T> da, TensorView<T> db) {
@@ -162,13 +178,8 @@ bool cosine_backward(Context ctx, ConstView<T> a, ConstView<T> b, ConstView<T> c
     if (da.is_null() && db.is_null()) return true;
     const index_t cols = a.cols();
     rows_driver::run_rows(ctx, a.rows(), cols, [&](auto tag, index_t i) {
-      // The reference's per-row coefficients, in double (see reference::cosine_backward for the eps rule).
-      const double na = double(norm_a(i)), nb = double(norm_b(i)), c = double(cos(i));
-      const double ca = std::max(na, double(eps)), cb = std::max(nb, double(eps));
-      const double cross = double(scale) / (ca * cb);
-      const double self_a = na > 0 ? double(scale) * c / (na * ca) : 0.0;
-      const double self_b = nb > 0 ? double(scale) * c / (nb * cb) : 0.0;
-      cosine_backward_row(tag, cols, &a(i, 0), &b(i, 0), float(cross), float(self_a), float(self_b),
+      const CosineBackwardCoefficients k = cosine_backward_coefficients(norm_a(i), norm_b(i), cos(i), eps, scale);
+      cosine_backward_row(tag, cols, &a(i, 0), &b(i, 0), k.cross, k.self_a, k.self_b,
                           da.is_null() ? nullptr : &da(i, 0), db.is_null() ? nullptr : &db(i, 0));
     });
     return true;

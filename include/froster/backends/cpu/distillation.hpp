@@ -1,0 +1,171 @@
+#pragma once
+/// @file
+/// The CPU backend's fused distillation step (froster/backends/fused_distillation.hpp): normalisation, residual
+/// projector and cosine loss, forward and backward, over blocks of rows. Each block runs the whole chain on one
+/// thread (normalise z and t, z W1^T with GELU, + alpha g W2^T, cosine; then the cosine gradient, d_pre = alpha
+/// dh W2 * gelu'(pre), d_zn = dh + d_pre W1, the normalisation's backward), with the weights packed once per call
+/// and the block's intermediates in L1/L2, instead of one pass over all rows per op. Only what the weight
+/// gradients need (g, d_pre, zn, dh) and what the backward reads (pre, h, tn) is kept for all rows; the weight
+/// gradients are then two GEMMs over all rows.
+///
+/// Every row is computed with the same kernels, k blocks and operation order as the composition in
+/// FeatureDistiller on this backend (row kernels, the GEMM micro-kernel through gemm_rows_serial, the GEMM
+/// epilogues), so the results are bitwise the composition's, whatever the block size or thread count (tested).
+/// Returns nullopt for cases it does not take (fp64, views without contiguous rows).
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "froster/backends/cpu/context.hpp"
+#include "froster/backends/cpu/gemm.hpp"
+#include "froster/backends/cpu/kernels.hpp"
+#include "froster/backends/cpu/reductions.hpp"
+#include "froster/backends/cpu/rows.hpp"
+#include "froster/backends/fused_distillation.hpp"
+
+namespace froster::cpu {
+
+namespace distill_detail {
+
+/// Grow-only scratch for the step's kept intermediates, one per calling thread, reused across steps.
+inline float* step_buffer(std::size_t floats) {
+  thread_local detail::GemmScratch buffer;
+  return buffer.get(floats);
+}
+
+/// Per-thread scratch for a block's d_zn, which no later pass reads.
+inline float* block_buffer(std::size_t floats) {
+  thread_local detail::GemmScratch buffer;
+  return buffer.get(floats);
+}
+
+/// The GEMM epilogues of the composition, on row segments of a block (rows counted from the block's first).
+struct GeluSavingPre {  // forward: pre = v, v = gelu(v)
+  float* pre;
+  index_t ld;
+  template <class Tag>
+  void operator()(Tag tag, index_t row, index_t col, float* v, index_t count) const {
+    static constexpr Activation act = Activation::gelu;
+    fused_epilogue_row(tag, count, v, nullptr, nullptr, &act, pre + row * ld + col, nullptr);
+  }
+};
+struct AddResidual {  // v += residual
+  const float* residual;
+  index_t ld;
+  template <class Tag>
+  void operator()(Tag tag, index_t row, index_t col, float* v, index_t count) const {
+    fused_epilogue_row(tag, count, v, nullptr, residual + row * ld + col, nullptr, nullptr, nullptr);
+  }
+};
+struct GeluDerivative {  // backward: v *= gelu'(pre)
+  const float* pre;
+  index_t ld;
+  template <class Tag>
+  void operator()(Tag tag, index_t row, index_t col, float* v, index_t count) const {
+    static constexpr Activation act = Activation::gelu;
+    fused_epilogue_row(tag, count, v, nullptr, nullptr, &act, nullptr, pre + row * ld + col);
+  }
+};
+
+}  // namespace distill_detail
+
+template <class T>
+std::optional<double> cosine_distillation_step(Context ctx, const CosineDistillationStep<T>& s) {
+  if constexpr (!std::is_same_v<T, float>) {
+    return std::nullopt;
+  } else {
+    if (!rows_contiguous(s.student, s.teacher, s.d_student)) return std::nullopt;
+    const index_t n = s.student.rows(), d = s.student.cols(), h = s.w1.rows();
+    if (d == 0 || h == 0) return std::nullopt;
+    // Kept for all rows: zn, tn, h, dh [n, d]; pre, g, d_pre [n, h]; norms of z, cos, norms of h and tn [n]; and
+    // op(B) of the four products, packed once: W1^T and W2^T forward, W2 and W1 backward. In a scratch buffer
+    // kept across calls: fresh pages would cost more than packing itself at few rows.
+    const std::size_t nd = std::size_t(n * d), nh = std::size_t(n * h), nn = std::size_t(n);
+    const auto w1_floats = std::size_t(packed_gemm_floats(ctx.isa, d, h));   // W1^T [d, h], and W2 [d, h]
+    const auto w2_floats = std::size_t(packed_gemm_floats(ctx.isa, h, d));   // W2^T [h, d], and W1 [h, d]
+    float* const w1t = distill_detail::step_buffer(4 * nd + 3 * nh + 4 * nn + 2 * (w1_floats + w2_floats));
+    float* const w2t = w1t + w1_floats;
+    float* const w2 = w2t + w2_floats;
+    float* const w1 = w2 + w1_floats;
+    float* const zn = w1 + w2_floats;
+    float* const tn = zn + nd;
+    float* const hp = tn + nd;
+    float* const dh = hp + nd;
+    float* const pre = dh + nd;
+    float* const g = pre + nh;
+    float* const d_pre = g + nh;
+    float* const norm_z = d_pre + nh;
+    float* const cos = norm_z + nn;
+    float* const norm_h = cos + nn;
+    float* const norm_t = norm_h + nn;
+    pack_gemm_operand_into(ctx, s.w1, Transpose::yes, w1t);
+    pack_gemm_operand_into(ctx, s.w2, Transpose::yes, w2t);
+    pack_gemm_operand_into(ctx, s.w2, Transpose::no, w2);
+    pack_gemm_operand_into(ctx, s.w1, Transpose::no, w1);
+
+    // Row blocks of whole register tiles (MR rows), at most 8 tiles so a block stays in cache, their count a
+    // multiple of the thread count and the tiles spread evenly over them, so every thread gets the same work.
+    index_t mr = 1, blocks = 1, panels = 1;
+    dispatch(ctx.isa, [&](auto tag) { mr = gemm_blocking(tag).mr; });
+    panels = detail::ceil_div(n, mr);
+    const index_t threads = ctx.pool->size();
+    blocks = std::min(panels, threads * detail::ceil_div(panels, threads * 8));
+    const auto block_rows = [&](index_t b) {
+      const index_t r0 = panels * b / blocks * mr, r1 = std::min(n, panels * (b + 1) / blocks * mr);
+      return std::pair{r0, r1 - r0};
+    };
+    const float alpha = s.alpha;
+
+    // Forward, block by block: zn, tn, pre and g = gelu(pre), h = zn + alpha g W2^T, cos.
+    dispatch(ctx.isa, [&](auto tag) {
+      ctx.pool->parallel_for(blocks, [&](index_t b) {
+        const auto [r0, rows] = block_rows(b);
+        for (index_t i = r0; i < r0 + rows; ++i) {
+          norm_z[i] = l2_normalize_forward_row(tag, d, &s.student(i, 0), zn + i * d);
+          l2_normalize_forward_row(tag, d, &s.teacher(i, 0), tn + i * d);
+        }
+        const distill_detail::GeluSavingPre save_pre{pre + r0 * h, h};
+        detail::gemm_rows_serial(tag, rows, h, d, zn + r0 * d, d, w1t, g + r0 * h, h, 1.0f, &save_pre, 0);
+        const distill_detail::AddResidual add_zn{zn + r0 * d, d};
+        detail::gemm_rows_serial(tag, rows, d, h, g + r0 * h, h, w2t, hp + r0 * d, d, alpha, &add_zn, 0);
+        for (index_t i = r0; i < r0 + rows; ++i)
+          cos[i] = cosine_forward_row(tag, d, hp + i * d, tn + i * d, s.eps, norm_h[i], norm_t[i]);
+      });
+    });
+    const double loss = 1.0 - *sum(ctx, ConstView<float>(cos, {n})) / double(n);
+    if (!std::isfinite(loss)) return loss;  // nothing written: the caller reports it
+
+    // Backward, block by block: dh, d_pre = alpha dh W2 * gelu'(pre), d_zn = dh + d_pre W1, dz.
+    const float scale = float(-1.0 / double(n)), weight = float(s.weight);
+    dispatch(ctx.isa, [&](auto tag) {
+      ctx.pool->parallel_for(blocks, [&](index_t b) {
+        const auto [r0, rows] = block_rows(b);
+        for (index_t i = r0; i < r0 + rows; ++i) {
+          // cosine_backward (student side only), then the weight as axpby applies it.
+          const CosineBackwardCoefficients k = cosine_backward_coefficients(norm_h[i], norm_t[i], cos[i], s.eps, scale);
+          cosine_backward_row(tag, d, hp + i * d, tn + i * d, k.cross, k.self_a, 0.0f, dh + i * d, nullptr);
+          if (weight != 1.0f) axpby_row(tag, d, weight, dh + i * d, 0.0f, dh + i * d);
+        }
+        const distill_detail::GeluDerivative derivative{pre + r0 * h, h};
+        detail::gemm_rows_serial(tag, rows, h, d, dh + r0 * d, d, w2, d_pre + r0 * h, h, alpha, &derivative, 0);
+        float* const d_zn = distill_detail::block_buffer(std::size_t(rows * d));
+        const distill_detail::AddResidual add_dh{dh + r0 * d, d};
+        detail::gemm_rows_serial(tag, rows, d, h, d_pre + r0 * h, h, w1, d_zn, d, 1.0f, &add_dh, 0);
+        for (index_t i = 0; i < rows; ++i)
+          l2_normalize_backward_row(tag, d, zn + (r0 + i) * d, norm_z[r0 + i], d_zn + i * d, &s.d_student(r0 + i, 0));
+      });
+    });
+
+    // The weight gradients over all rows, as the projector's backward computes them.
+    const ConstView<float> dh_all(dh, {n, d}), g_all(g, {n, h}), d_pre_all(d_pre, {n, h}), zn_all(zn, {n, d});
+    gemm(ctx, alpha, dh_all, Transpose::yes, g_all, Transpose::no, 1.0f, s.grad_w2);  // fp32: always taken
+    gemm(ctx, 1.0f, d_pre_all, Transpose::yes, zn_all, Transpose::no, 1.0f, s.grad_w1);
+    return loss;
+  }
+}
+
+}  // namespace froster::cpu
