@@ -9,7 +9,8 @@
 /// The teacher side gets no gradient. `step` returns the weighted loss, writes d loss / d student, and accumulates
 /// the projector's parameter gradients. FROSTER's case (cosine on normalised features) runs the backend's fused
 /// `cosine_distillation_step` where it has one (backends/fused_distillation.hpp: CpuBackend does), with the same
-/// results as the composition below; `fused = false` forces the composition.
+/// results as the composition below; `fused = false` forces the composition. A fused step leaves the projector's and
+/// the normalisers' own forward caches as they were: call the projector's `backward` only after its own `forward`.
 
 #include <cstdint>
 #include <variant>

@@ -1,9 +1,10 @@
 // CpuBackend::cosine_distillation_step (froster/backends/fused_distillation.hpp: normalisation, residual projector
 // and cosine loss fused, forward and backward) at the ISA level this run was given (support/catch_main_isa.cpp):
 // bitwise the composition FeatureDistiller runs on the same backend (rows 1, 3, 17, 197; widths not multiples of
-// the vector width; hidden != dim; weight 1 and 2; padded rows), within fp32 tolerance of the reference backend,
-// independent of the thread count, and leaving every output untouched when it rejects its inputs or the loss is
-// not finite.
+// the vector width; hidden != dim; several k blocks; weight 1 and 2; padded rows), within fp32 tolerance of the
+// reference backend, independent of the thread count; the cases it declines (too few rows for the threads,
+// column-major features) run the composition; every output is left untouched when it rejects its inputs or the
+// loss is not finite.
 
 #include <catch2/catch.hpp>
 #include <froster/cpu.hpp>
@@ -12,6 +13,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "support/layouts.hpp"
 #include "support/random.hpp"
@@ -72,6 +74,28 @@ StepResult run_step(B& backend, index_t rows, index_t dim, index_t hidden, doubl
   return r;
 }
 
+/// Rows of the GEMM micro-kernel's register tile at the backend's ISA level (the fused step's row unit).
+index_t gemm_rows(const CpuBackend& cpu) {
+  index_t mr = 0;
+  cpu::dispatch(cpu.isa(), [&](auto tag) { mr = gemm_blocking(tag).mr; });
+  return mr;
+}
+
+/// Whether the backend's fused step takes these operands (rather than leaving them to the composition).
+bool fused_step_taken(CpuBackend& cpu, index_t rows, index_t dim, index_t hidden, Layout layout) {
+  const index_t h = hidden == 0 ? dim : hidden;
+  const LaidOut<float> student(rows, dim, layout, 1), teacher(rows, dim, layout, 2);
+  const Tensor<float> w1 = random_tensor<float>({h, dim}, 3), w2 = random_tensor<float>({dim, h}, 4);
+  LaidOut<float> d_student(rows, dim, layout, 5);
+  Tensor<float> g1 = Tensor<float>::host({h, dim}), g2 = Tensor<float>::host({dim, h});
+  return cpu
+      .cosine_distillation_step(CosineDistillationStep<float>{.student = student.view, .teacher = teacher.view,
+                                                              .w1 = w1.cview(), .w2 = w2.cview(),
+                                                              .d_student = d_student.view, .grad_w1 = g1.view(),
+                                                              .grad_w2 = g2.view()})
+      .has_value();
+}
+
 void require_identical(const StepResult& a, const StepResult& b) {
   REQUIRE(a.loss == b.loss);
   REQUIRE(bitwise_equal(a.d_student.cview(), b.d_student.cview()));
@@ -82,16 +106,30 @@ void require_identical(const StepResult& a, const StepResult& b) {
 }  // namespace
 
 TEST_CASE("the fused distillation step is bitwise the composition on the CPU backend", "[cpu][distill]") {
-  CpuBackend cpu({.threads = 2});
+  const int threads = GENERATE(1, 2);
+  CpuBackend cpu({.threads = threads});
   const index_t rows = GENERATE(1, 3, 17, 197);
   const index_t dim = GENERATE(3, 17, 64);
   const index_t hidden = GENERATE(0, 5, 40);
   const double weight = GENERATE(1.0, 2.0);
   const Layout layout = GENERATE(Layout::row_major, Layout::padded_rows);
-  CAPTURE(rows, dim, hidden, weight, froster::test::to_string(layout));
+  CAPTURE(threads, rows, dim, hidden, weight, froster::test::to_string(layout));
+  // Taken where every thread gets a register tile of rows.
+  const index_t tiles = (rows + gemm_rows(cpu) - 1) / gemm_rows(cpu);
+  REQUIRE(fused_step_taken(cpu, rows, dim, hidden, layout) == (tiles >= threads));
   const StepResult fused = run_step(cpu, rows, dim, hidden, weight, true, layout);
   const StepResult composed = run_step(cpu, rows, dim, hidden, weight, false, layout);
   require_identical(fused, composed);
+}
+
+TEST_CASE("the fused distillation step is bitwise the composition across several k blocks", "[cpu][distill]") {
+  CpuBackend cpu({.threads = 2});
+  // dim and hidden above the GEMM's k block (192 or 256 steps): the products run more than one k block per row block.
+  const auto [dim, hidden] = GENERATE(std::pair<index_t, index_t>{300, 260}, std::pair<index_t, index_t>{257, 513});
+  const index_t rows = GENERATE(13, 70);
+  CAPTURE(rows, dim, hidden);
+  REQUIRE(fused_step_taken(cpu, rows, dim, hidden, Layout::row_major));
+  require_identical(run_step(cpu, rows, dim, hidden, 2.0, true), run_step(cpu, rows, dim, hidden, 2.0, false));
 }
 
 TEST_CASE("the fused distillation step matches the reference backend", "[cpu][distill]") {
@@ -112,15 +150,40 @@ TEST_CASE("the fused distillation step matches the reference backend", "[cpu][di
 
 TEST_CASE("the fused distillation step does not depend on the thread count", "[cpu][distill][threads]") {
   CpuBackend one({.threads = 1}), three({.threads = 3});
-  const index_t rows = GENERATE(5, 197);
+  const index_t rows = GENERATE(37, 197);
+  REQUIRE(fused_step_taken(three, rows, 64, 40, Layout::row_major));
   const StepResult a = run_step(one, rows, 64, 40, 2.0, true);
   const StepResult b = run_step(three, rows, 64, 40, 2.0, true);
   require_identical(a, b);
 }
 
+TEST_CASE("the fused distillation step declines what it does not take, and the composition runs",
+          "[cpu][distill]") {
+  SECTION("fewer register tiles of rows than threads") {
+    CpuBackend three({.threads = 3});
+    const index_t rows = 2 * gemm_rows(three);
+    REQUIRE_FALSE(fused_step_taken(three, rows, 16, 8, Layout::row_major));
+    CpuBackend one({.threads = 1});
+    REQUIRE(fused_step_taken(one, rows, 16, 8, Layout::row_major));
+    require_identical(run_step(three, rows, 16, 8, 2.0, true), run_step(one, rows, 16, 8, 2.0, true));
+  }
+  SECTION("column-major features") {
+    CpuBackend cpu({.threads = 2});
+    REQUIRE_FALSE(fused_step_taken(cpu, 40, 16, 8, Layout::column_major));
+    // The composition then runs some ops in the reference loops: the same values within fp32 tolerance.
+    const StepResult got = run_step(cpu, 40, 16, 8, 2.0, true, Layout::column_major);
+    const StepResult want = run_step(cpu, 40, 16, 8, 2.0, true, Layout::row_major);
+    REQUIRE(std::abs(got.loss - want.loss) <= 1e-5 * std::abs(want.loss));
+    const froster::test::Tolerance chain = tol::cross_backend_fp32(4 * (16 + 8) + 40);
+    FROSTER_REQUIRE_CLOSE(got.d_student.cview(), want.d_student.cview(), chain);
+    FROSTER_REQUIRE_CLOSE(got.grad_w1.cview(), want.grad_w1.cview(), chain);
+    FROSTER_REQUIRE_CLOSE(got.grad_w2.cview(), want.grad_w2.cview(), chain);
+  }
+}
+
 TEST_CASE("the fused distillation step leaves its outputs untouched when it rejects a step", "[cpu][distill][errors]") {
   CpuBackend cpu({.threads = 2});
-  const index_t rows = 6, dim = 8, hidden = 5;
+  const index_t rows = 30, dim = 8, hidden = 5;  // enough register tiles of rows for both threads
   const Tensor<float> student = random_tensor<float>({rows, dim}, 1), teacher = random_tensor<float>({rows, dim}, 2);
   const Tensor<float> w1 = random_tensor<float>({hidden, dim}, 3), w2 = random_tensor<float>({dim, hidden}, 4);
   Tensor<float> d_student = random_tensor<float>({rows, dim}, 5);
@@ -144,9 +207,11 @@ TEST_CASE("the fused distillation step leaves its outputs untouched when it reje
   }
   SECTION("d_student overlapping the student") {
     Tensor<float> both = random_tensor<float>({rows, dim}, 9);
+    const Tensor<float> both_before = random_tensor<float>({rows, dim}, 9);
     step.student = both.cview();
     step.d_student = both.view();
     REQUIRE_THROWS_WITH(cpu.cosine_distillation_step(step), Catch::Contains("must not overlap"));
+    REQUIRE(bitwise_equal(both.cview(), both_before.cview()));
     untouched();
   }
   SECTION("a non-finite loss: returned, nothing written") {
@@ -162,10 +227,10 @@ TEST_CASE("the fused distillation step leaves its outputs untouched when it reje
     FeatureDistiller<CpuBackend> distiller(cpu, {.dim = dim, .hidden = hidden});
     Tensor<float> zero_teacher = Tensor<float>::host({rows, dim});
     cpu.fill(zero_teacher.view(), 0.0f);  // normalising a zero row gives NaN, as in PyTorch
-    const auto w1_before = distiller.projector().grad_w1();
     REQUIRE_THROWS_AS(distiller.step(student.cview(), zero_teacher.cview(), d_student.view()), NumericError);
     untouched();
-    for (index_t i = 0; i < w1_before.numel(); ++i) REQUIRE(w1_before.data()[i] == 0.0f);
+    for (const ConstView<float> grad : {distiller.projector().grad_w1(), distiller.projector().grad_w2()})
+      for (index_t i = 0; i < grad.numel(); ++i) REQUIRE(grad.data()[i] == 0.0f);
   }
 }
 

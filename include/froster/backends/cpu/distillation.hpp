@@ -11,7 +11,8 @@
 /// Every row is computed with the same kernels, k blocks and operation order as the composition in
 /// FeatureDistiller on this backend (row kernels, the GEMM micro-kernel through gemm_rows_serial, the GEMM
 /// epilogues), so the results are bitwise the composition's, whatever the block size or thread count (tested).
-/// Returns nullopt for cases it does not take (fp64, views without contiguous rows).
+/// Returns nullopt for cases it does not take (fp64, views without contiguous rows, fewer MR-row register tiles
+/// than threads).
 
 #include <algorithm>
 #include <cmath>
@@ -81,6 +82,12 @@ std::optional<double> cosine_distillation_step(Context ctx, const CosineDistilla
     if (!rows_contiguous(s.student, s.teacher, s.d_student)) return std::nullopt;
     const index_t n = s.student.rows(), d = s.student.cols(), h = s.w1.rows();
     if (d == 0 || h == 0) return std::nullopt;
+    index_t mr = 1;
+    dispatch(ctx.isa, [&](auto tag) { mr = gemm_blocking(tag).mr; });
+    const index_t panels = detail::ceil_div(n, mr), threads = ctx.pool->size();
+    // Fewer register tiles of rows than threads would leave threads idle where the composition's GEMMs split
+    // columns: declined.
+    if (panels < threads) return std::nullopt;
     // Kept for all rows: zn, tn, h, dh [n, d]; pre, g, d_pre [n, h]; norms of z, cos, norms of h and tn [n]; and
     // op(B) of the four products, packed once: W1^T and W2^T forward, W2 and W1 backward. In a scratch buffer
     // kept across calls: fresh pages would cost more than packing itself at few rows.
@@ -109,11 +116,7 @@ std::optional<double> cosine_distillation_step(Context ctx, const CosineDistilla
 
     // Row blocks of whole register tiles (MR rows), at most 8 tiles so a block stays in cache, their count a
     // multiple of the thread count and the tiles spread evenly over them, so every thread gets the same work.
-    index_t mr = 1, blocks = 1, panels = 1;
-    dispatch(ctx.isa, [&](auto tag) { mr = gemm_blocking(tag).mr; });
-    panels = detail::ceil_div(n, mr);
-    const index_t threads = ctx.pool->size();
-    blocks = std::min(panels, threads * detail::ceil_div(panels, threads * 8));
+    const index_t blocks = threads * detail::ceil_div(panels, threads * 8);
     const auto block_rows = [&](index_t b) {
       const index_t r0 = panels * b / blocks * mr, r1 = std::min(n, panels * (b + 1) / blocks * mr);
       return std::pair{r0, r1 - r0};
