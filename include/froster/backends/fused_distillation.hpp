@@ -58,13 +58,15 @@ void cosine_distillation_step_args(const CosineDistillationStep<T>& s) {
     require<ValueError>(!overlap(out, in), op, ": ", out_name, " must not overlap ", in_name, " (", out_name, " ",
                         out, ", ", in_name, " ", in, ")");
   };
-  for (const auto& [name, out] : {std::pair{"d_student", s.d_student}, std::pair{"grad_w1", s.grad_w1},
-                                  std::pair{"grad_w2", s.grad_w2}}) {
+  const auto distinct_from_inputs = [&](std::string_view name, const TensorView<T>& out) {
     distinct(name, out, "student", s.student);
     distinct(name, out, "teacher", s.teacher);
     distinct(name, out, "w1", s.w1);
     distinct(name, out, "w2", s.w2);
-  }
+  };
+  distinct_from_inputs("d_student", s.d_student);
+  distinct_from_inputs("grad_w1", s.grad_w1);
+  distinct_from_inputs("grad_w2", s.grad_w2);
   distinct("d_student", s.d_student, "grad_w1", s.grad_w1);
   distinct("d_student", s.d_student, "grad_w2", s.grad_w2);
   distinct("grad_w1", s.grad_w1, "grad_w2", s.grad_w2);
