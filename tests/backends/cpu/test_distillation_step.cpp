@@ -229,7 +229,7 @@ TEST_CASE("the fused distillation step leaves its outputs untouched when it reje
     cpu.fill(zero_teacher.view(), 0.0f);  // normalising a zero row gives NaN, as in PyTorch
     REQUIRE_THROWS_AS(distiller.step(student.cview(), zero_teacher.cview(), d_student.view()), NumericError);
     untouched();
-    for (const ConstView<float> grad : {distiller.projector().grad_w1(), distiller.projector().grad_w2()})
+    for (const ConstView<float>& grad : {distiller.projector().grad_w1(), distiller.projector().grad_w2()})
       for (index_t i = 0; i < grad.numel(); ++i) REQUIRE(grad.data()[i] == 0.0f);
   }
 }
