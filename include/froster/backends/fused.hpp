@@ -67,20 +67,16 @@ void fused_gemm_args(ConstView<T> a, Transpose ta, ConstView<T> b, Transpose tb,
   require<ValueError>(epi.save_pre.is_null() || epi.derivative_at.is_null(), op,
                       ": save_pre (forward) and derivative_at (backward) exclude each other, got both");
   const bool residual_in_place = !epi.residual.is_null() && same_view(epi.residual, ConstView<T>(c));
-  const auto distinct = [&](std::string_view out_name, const auto& out, std::string_view in_name, const auto& in) {
-    require<ValueError>(!overlap(out, in), op, ": ", out_name, " must not overlap ", in_name, " (", out_name, " ",
-                        out, ", ", in_name, " ", in, ")");
-  };
   const auto distinct_from_inputs = [&](std::string_view name, const TensorView<T>& out, bool may_be_residual) {
-    distinct(name, out, "A", a);
-    distinct(name, out, "B", b);
-    distinct(name, out, "bias", epi.bias);
-    distinct(name, out, "derivative_at", epi.derivative_at);
-    if (!may_be_residual) distinct(name, out, "residual", epi.residual);
+    distinct(op, name, out, "A", a);
+    distinct(op, name, out, "B", b);
+    distinct(op, name, out, "bias", epi.bias);
+    distinct(op, name, out, "derivative_at", epi.derivative_at);
+    if (!may_be_residual) distinct(op, name, out, "residual", epi.residual);
   };
   distinct_from_inputs("c", c, residual_in_place);
   distinct_from_inputs("save_pre", epi.save_pre, false);
-  distinct("c", c, "save_pre", epi.save_pre);
+  distinct(op, "c", c, "save_pre", epi.save_pre);
 }
 
 }  // namespace check

@@ -34,6 +34,14 @@ bool overlap(const TensorView<T>& a, const TensorView<U>& b) {
   return a0 != nullptr && b0 != nullptr && a0 < b1 && b0 < a1;
 }
 
+/// An output must not share memory with an input (or another output) of `op`: a ValueError naming both.
+template <class T, class U>
+void distinct(std::string_view op, std::string_view out_name, const TensorView<T>& out, std::string_view in_name,
+              const TensorView<U>& in) {
+  require<ValueError>(!overlap(out, in), op, ": ", out_name, " must not overlap ", in_name, " (", out_name, " ", out,
+                      ", ", in_name, " ", in, ")");
+}
+
 /// The same elements: equal data pointer, extents and strides.
 template <class T, class U>
 bool same_view(const TensorView<T>& a, const TensorView<U>& b) {

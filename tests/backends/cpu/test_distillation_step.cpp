@@ -22,6 +22,7 @@
 using namespace froster;
 using froster::test::LaidOut;
 using froster::test::Layout;
+using froster::test::converted;
 using froster::test::random_tensor;
 namespace tol = froster::test::tol;
 
@@ -44,8 +45,7 @@ FeatureDistiller<B> make_distiller(B& backend, index_t dim, index_t hidden, doub
   FeatureDistiller<B> distiller(backend, {.dim = dim, .hidden = hidden, .seed = 7, .weight = weight, .fused = fused});
   const index_t h = distiller.projector().config().hidden;
   const Tensor<float> w2 = random_tensor<float>({dim, h}, 11, 0.2);
-  Tensor<float> w1 = Tensor<float>::host({h, dim});
-  std::memcpy(w1.data(), distiller.projector().w1().data(), std::size_t(w1.numel()) * sizeof(float));
+  const Tensor<float> w1 = converted<float>(distiller.projector().w1());  // load copies from a separate buffer
   distiller.projector().load(w1.cview(), w2.cview());
   return distiller;
 }
@@ -64,13 +64,8 @@ StepResult run_step(B& backend, index_t rows, index_t dim, index_t hidden, doubl
   StepResult r{0.0, Tensor<float>::host({rows, dim}), {}, {}};
   distiller.step(student.view, teacher.view, r.d_student.view());
   r.loss = distiller.step(student.view, teacher.view, r.d_student.view());
-  const auto copy = [](ConstView<float> v) {
-    Tensor<float> t = Tensor<float>::host(v.extents());
-    std::memcpy(t.data(), v.data(), std::size_t(v.numel()) * sizeof(float));
-    return t;
-  };
-  r.grad_w1 = copy(distiller.projector().grad_w1());
-  r.grad_w2 = copy(distiller.projector().grad_w2());
+  r.grad_w1 = converted<float>(distiller.projector().grad_w1());
+  r.grad_w2 = converted<float>(distiller.projector().grad_w2());
   return r;
 }
 

@@ -44,33 +44,23 @@ inline float* block_buffer(std::size_t floats) {
   return buffer.get(floats);
 }
 
-/// The GEMM epilogues of the composition, on row segments of a block (rows counted from the block's first).
-struct GeluSavingPre {  // forward: pre = v, v = gelu(v)
-  float* pre;
+/// The composition's GEMM epilogues (fused_gemm's) on row segments of a block, rows counted from the block's
+/// first; each pointer is a [rows, ld] block or null: v += residual; then with `act`, pre = v and v = act(v), or,
+/// given `at`, v *= act'(at).
+struct BlockEpilogue {
   index_t ld;
+  const float* residual = nullptr;
+  const Activation* act = nullptr;
+  float* pre = nullptr;
+  const float* at = nullptr;
   template <class Tag>
   void operator()(Tag tag, index_t row, index_t col, float* v, index_t count) const {
-    static constexpr Activation act = Activation::gelu;
-    fused_epilogue_row(tag, count, v, nullptr, nullptr, &act, pre + row * ld + col, nullptr);
+    const index_t at_row = row * ld + col;
+    fused_epilogue_row(tag, count, v, nullptr, residual ? residual + at_row : nullptr, act,
+                       pre ? pre + at_row : nullptr, at ? at + at_row : nullptr);
   }
 };
-struct AddResidual {  // v += residual
-  const float* residual;
-  index_t ld;
-  template <class Tag>
-  void operator()(Tag tag, index_t row, index_t col, float* v, index_t count) const {
-    fused_epilogue_row(tag, count, v, nullptr, residual + row * ld + col, nullptr, nullptr, nullptr);
-  }
-};
-struct GeluDerivative {  // backward: v *= gelu'(pre)
-  const float* pre;
-  index_t ld;
-  template <class Tag>
-  void operator()(Tag tag, index_t row, index_t col, float* v, index_t count) const {
-    static constexpr Activation act = Activation::gelu;
-    fused_epilogue_row(tag, count, v, nullptr, nullptr, &act, nullptr, pre + row * ld + col);
-  }
-};
+inline constexpr Activation gelu = Activation::gelu;
 
 }  // namespace distill_detail
 
@@ -131,9 +121,9 @@ std::optional<double> cosine_distillation_step(Context ctx, const CosineDistilla
           norm_z[i] = l2_normalize_forward_row(tag, d, &s.student(i, 0), zn + i * d);
           l2_normalize_forward_row(tag, d, &s.teacher(i, 0), tn + i * d);
         }
-        const distill_detail::GeluSavingPre save_pre{pre + r0 * h, h};
+        const distill_detail::BlockEpilogue save_pre{.ld = h, .act = &distill_detail::gelu, .pre = pre + r0 * h};
         detail::gemm_rows_serial(tag, rows, h, d, zn + r0 * d, d, w1t, g + r0 * h, h, 1.0f, &save_pre, 0);
-        const distill_detail::AddResidual add_zn{zn + r0 * d, d};
+        const distill_detail::BlockEpilogue add_zn{.ld = d, .residual = zn + r0 * d};
         detail::gemm_rows_serial(tag, rows, d, h, g + r0 * h, h, w2t, hp + r0 * d, d, alpha, &add_zn, 0);
         for (index_t i = r0; i < r0 + rows; ++i)
           cos[i] = cosine_forward_row(tag, d, hp + i * d, tn + i * d, s.eps, norm_h[i], norm_t[i]);
@@ -153,10 +143,10 @@ std::optional<double> cosine_distillation_step(Context ctx, const CosineDistilla
           cosine_backward_row(tag, d, hp + i * d, tn + i * d, k.cross, k.self_a, 0.0f, dh + i * d, nullptr);
           if (weight != 1.0f) axpby_row(tag, d, weight, dh + i * d, 0.0f, dh + i * d);
         }
-        const distill_detail::GeluDerivative derivative{pre + r0 * h, h};
+        const distill_detail::BlockEpilogue derivative{.ld = h, .act = &distill_detail::gelu, .at = pre + r0 * h};
         detail::gemm_rows_serial(tag, rows, h, d, dh + r0 * d, d, w2, d_pre + r0 * h, h, alpha, &derivative, 0);
         float* const d_zn = distill_detail::block_buffer(std::size_t(rows * d));
-        const distill_detail::AddResidual add_dh{dh + r0 * d, d};
+        const distill_detail::BlockEpilogue add_dh{.ld = d, .residual = dh + r0 * d};
         detail::gemm_rows_serial(tag, rows, d, h, d_pre + r0 * h, h, w1, d_zn, d, 1.0f, &add_dh, 0);
         for (index_t i = 0; i < rows; ++i)
           l2_normalize_backward_row(tag, d, zn + (r0 + i) * d, norm_z[r0 + i], d_zn + i * d, &s.d_student(r0 + i, 0));
