@@ -89,39 +89,52 @@ FROSTER_ROWS_INLINE void row_groups(index_t n, F&& f) {
   if (j < n) f(Tail{j, n - j});
 }
 
-/// max_j scale * x[j] over n >= 1 columns. NaN may or may not survive here: callers detect it afterwards.
-FROSTER_ROWS_INLINE float row_max_scaled(index_t n, const float* x, float scale) {
+/// max_j x[j] (min_j x[j] when !Max) over n >= 1 columns.
+template <bool Max>
+FROSTER_ROWS_INLINE float row_extreme(index_t n, const float* x) {
+  auto pick = [](auto a, auto b) {
+    if constexpr (Max) return max(a, b);
+    else return min(a, b);
+  };
   if (n < lanes) {
-    float m = -INFINITY;
-    for (index_t j = 0; j < n; ++j) m = std::max(m, scale * x[j]);
+    float m = x[0];
+    for (index_t j = 1; j < n; ++j) m = Max ? std::max(m, x[j]) : std::min(m, x[j]);
     return m;
   }
-  const vf vs = set1(scale);
-  vf m0 = mul(vs, load(x)), m1 = m0;
+  vf m0 = load(x), m1 = m0;
   index_t j = lanes;
   for (; j + 2 * lanes <= n; j += 2 * lanes) {
-    m0 = max(m0, mul(vs, load(x + j)));
-    m1 = max(m1, mul(vs, load(x + j + lanes)));
+    m0 = pick(m0, load(x + j));
+    m1 = pick(m1, load(x + j + lanes));
   }
   if (j + lanes <= n) {
-    m0 = max(m0, mul(vs, load(x + j)));
+    m0 = pick(m0, load(x + j));
     j += lanes;
   }
-  if (j < n) m1 = max(m1, mul(vs, load(x + n - lanes)));  // overlaps the previous group: max is idempotent
-  return reduce_max(max(m0, m1));
+  if (j < n) m1 = pick(m1, load(x + n - lanes));  // overlaps the previous group: max and min are idempotent
+  const vf m = pick(m0, m1);
+  return Max ? reduce_max(m) : -reduce_max(sub(zero(), m));
+}
+
+/// max_j scale * x[j] over n >= 1 columns, formed as scale * max_j x (min_j x for a negative scale): rounding is
+/// monotonic, so that is the same float, with one multiply per row instead of one per element. NaN may or may not
+/// survive here: callers detect it afterwards.
+FROSTER_ROWS_INLINE float row_max_scaled(index_t n, const float* x, float scale) {
+  // A NaN scale takes min; its products are NaN either way.
+  return scale * (scale >= 0 ? row_extreme<true>(n, x) : row_extreme<false>(n, x));
 }
 
 /// exp(x) for x <= ~0 (softmax's shifted scores), cheaper than the vocabulary's: no upper clamp, n = round(x / ln2)
 /// from the 1.5 * 2^23 shifter (whose low mantissa bits then hold n, shifted straight into 2^n's exponent field: no
 /// round or convert instruction), and a degree-5 fit 1 + r + r^2 q(r) on [-ln2/2, ln2/2] (relative error 2e-7,
 /// fitted for this kernel) in place of degree 7. 14 vector instructions instead of 18: softmax's forward pass
-/// spends most of its time here. NaN comes out finite (the clamp); callers detect it separately.
+/// spends most of its time here. NaN stays NaN: max returns its second operand when either is NaN.
 template <class V>
 FROSTER_ROWS_INLINE V exp_nonpositive(V x) {
   if constexpr (lanes == 1) {
     return std::exp(x);
   } else {
-    x = max(x, set1(-87.3365478515625f));
+    x = max(set1(-87.3365478515625f), x);
     const V shifter = set1(12582912.0f);
     const V nf = fmadd(x, set1(1.44269504088896341f), shifter);
     const V n = sub(nf, shifter);
@@ -144,19 +157,17 @@ FROSTER_ROWS_INLINE V exp_nonpositive(V x) {
   }
 }
 
-/// sum_j exp(scale x[j] - mx) over the row, and a probe that is NaN iff some exponent is NaN (NaN in x, or an
-/// infinite maximum: then the reference result is NaN too). The vocabulary's exp clamps its argument, so the sum
-/// alone would hide NaN. When `out` is given, the exponentials are stored there.
-FROSTER_ROWS_INLINE std::array<float, 2> sum_exp(index_t n, const float* x, float scale, float mx, float* out) {
+/// sum_j exp(scale x[j] - mx) over the row, NaN iff some exponent is NaN (NaN in x, or an infinite maximum: then
+/// the reference result is NaN too). When `out` is given, the exponentials are stored there.
+FROSTER_ROWS_INLINE float sum_exp(index_t n, const float* x, float scale, float mx, float* out) {
   const vf vs = set1(scale), vnm = set1(-mx);
-  // Two accumulator sets: exp's throughput, not the adds' latency, bounds this loop, and four would spill.
-  return row_sums<2, 2>(n, [&](auto& acc, auto g) {
-    const vf t = g.keep(fmadd(vs, g.ld(x), vnm));
-    const vf e = exp_nonpositive(t);
+  // Two accumulator sets: exp's throughput, not the adds' latency, bounds this loop.
+  const auto [sum] = row_sums<1, 2>(n, [&](auto& acc, auto g) {
+    const vf e = exp_nonpositive(g.keep(fmadd(vs, g.ld(x), vnm)));
     if (out != nullptr) g.st(out, e);
     acc[0] = add(acc[0], g.keep(e));
-    acc[1] = add(acc[1], t);
   });
+  return sum;
 }
 
 }  // namespace rows_detail
@@ -324,8 +335,7 @@ inline void sum_blocks(Tag, index_t n, index_t blocks, const float* part, index_
 /// y[0, visible) = softmax(scale x[0, visible)), y[visible, n) = 0. x may be y.
 inline void softmax_forward_row(Tag, index_t n, index_t visible, const float* x, float scale, float* y) {
   const float mx = rows_detail::row_max_scaled(visible, x, scale);
-  const auto [sum, probe] = rows_detail::sum_exp(visible, x, scale, mx, y);
-  const vf inv = set1(std::isnan(probe) ? NAN : 1.0f / sum);
+  const vf inv = set1(1.0f / rows_detail::sum_exp(visible, x, scale, mx, y));  // NaN stays NaN
   rows_detail::row_groups(visible, [&](auto g) { g.st(y, mul(g.ld(y), inv)); });
   index_t j = visible;
   for (; j + lanes <= n; j += lanes) store(y + j, zero());
@@ -343,8 +353,7 @@ inline void softmax_backward_row(Tag, index_t n, const float* y, const float* dy
 /// terms cancel. x may be y.
 inline void log_softmax_forward_row(Tag, index_t n, const float* x, float scale, float* y) {
   const float mx = rows_detail::row_max_scaled(n, x, scale);
-  const auto [sum, probe] = rows_detail::sum_exp(n, x, scale, mx, nullptr);
   const vf vs = set1(scale), vnm = set1(-mx);
-  const vf lse = set1(std::isnan(probe) ? NAN : std::log(sum));
+  const vf lse = set1(std::log(rows_detail::sum_exp(n, x, scale, mx, nullptr)));
   rows_detail::row_groups(n, [&](auto g) { g.st(y, sub(fmadd(vs, g.ld(x), vnm), lse)); });
 }
