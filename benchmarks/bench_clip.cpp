@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench_threads.hpp"
 #include "froster/cpu.hpp"
 #include "froster/nn.hpp"
 
@@ -57,13 +58,8 @@ froster::nn::TextConfig vit_b16_text() {
   return {.context_length = 77, .vocab_size = 49408, .width = 512, .layers = 12, .heads = 8, .output_dim = 512};
 }
 
-int bench_threads() {
-  const char* env = std::getenv("FROSTER_BENCH_THREADS");
-  return env != nullptr && *env != '\0' ? std::atoi(env) : 2;
-}
-
 CpuBackend& backend() {
-  static CpuBackend b({.threads = bench_threads()});
+  static CpuBackend b({.threads = froster::bench::threads()});
   return b;
 }
 

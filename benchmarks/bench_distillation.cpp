@@ -17,8 +17,10 @@
 #include <cstdint>
 #include <numbers>
 #include <string>
+#include <type_traits>
 #include <unsupported/Eigen/SpecialFunctions>
 
+#include "bench_threads.hpp"
 #include "froster/cpu.hpp"
 #include "froster/eigen.hpp"
 #include "froster/froster.hpp"
@@ -69,10 +71,17 @@ void set_counters(benchmark::State& state, index_t n, double flops_per_iteration
 
 // --- froster backends --------------------------------------------------------------------------------------------
 
+/// The backend of a case: CpuBackend on the benchmarks' thread count (bench_threads.hpp), the others as built.
+template <class B>
+B make_backend() {
+  if constexpr (std::is_same_v<B, froster::CpuBackend>) return B({.threads = froster::bench::threads()});
+  else return B{};
+}
+
 template <class B>
 void bench_forward(benchmark::State& state) {
   const index_t n = state.range(0);
-  B backend;
+  B backend = make_backend<B>();
   const Inputs in = make_inputs(n);
   froster::ResidualProjector<B> projector(backend, projector_config());
   projector.load(in.w1.cview(), in.w2.cview());
@@ -88,7 +97,7 @@ void bench_forward(benchmark::State& state) {
 template <class B>
 void bench_forward_backward(benchmark::State& state) {
   const index_t n = state.range(0);
-  B backend;
+  B backend = make_backend<B>();
   const Inputs in = make_inputs(n);
   froster::ResidualProjector<B> projector(backend, projector_config());
   projector.load(in.w1.cview(), in.w2.cview());
@@ -109,7 +118,7 @@ void bench_forward_backward(benchmark::State& state) {
 template <bool Fused>
 void bench_cpu_step(benchmark::State& state) {
   const index_t n = state.range(0);
-  froster::CpuBackend backend;
+  froster::CpuBackend backend = make_backend<froster::CpuBackend>();
   const Inputs in = make_inputs(n);
   froster::FeatureDistiller<froster::CpuBackend> distiller(
       backend, {.dim = kDim, .hidden = kHidden, .alpha = kAlpha, .weight = 2.0, .fused = Fused});

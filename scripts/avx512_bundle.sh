@@ -23,7 +23,7 @@ cmake -S . -B "$work/tests" -DCMAKE_BUILD_TYPE=Release -DFROSTER_BUILD_TESTS=ON 
 cmake --build "$work/tests" -j "$jobs"
 cmake -S . -B "$work/bench" -DCMAKE_BUILD_TYPE=Release -DFROSTER_BUILD_TESTS=OFF -DFROSTER_BUILD_EXAMPLES=OFF \
   -DFROSTER_BUILD_BENCHMARKS=ON -DFROSTER_BENCH_NATIVE=OFF -DCMAKE_CXX_FLAGS="-march=x86-64-v4" > /dev/null
-cmake --build "$work/bench" -j "$jobs" --target froster_bench_kernels froster_bench_clip
+cmake --build "$work/bench" -j "$jobs" --target froster_bench_kernels froster_bench_clip froster_bench_distillation
 
 stage="$work/stage"
 rm -rf "$stage"
@@ -36,7 +36,7 @@ rm -f "$stage/tests/cmake_install.cmake"
 sed -i 's/^subdirs("package")/# the package tests need the build tools: not bundled/' "$stage/tests/CTestTestfile.cmake"
 cp "$work/tests/examples/CTestTestfile.cmake" "$stage/examples/"
 find "$work/tests/examples" -maxdepth 1 -type f -executable -exec cp {} "$stage/examples/" \;
-cp "$work/bench/benchmarks/froster_bench_kernels" "$work/bench/benchmarks/froster_bench_clip" "$stage/bench/"
+cp "$work/bench/benchmarks/froster_bench_"{kernels,clip,distillation} "$stage/bench/"
 # Every shared library the binaries load, except the C and C++ runtimes the target brings.
 for bin in "$stage"/tests/froster_tests_* "$stage"/examples/* "$stage"/bench/*; do
   [[ -x $bin && -f $bin ]] || continue

@@ -6,9 +6,12 @@
 #
 # 1. the whole Release test suite at the machine's best ISA level (ctest where installed, else each test binary);
 #    the cpu[avx512]/... tests run where the CPU has AVX-512;
-# 2. froster_bench_kernels, 2 threads, 3 repetitions (GEMM against Eigen and OpenBLAS, attention, row kernels);
-# 3. the CLIP image forward against PyTorch (benchmarks/run_clip_comparison.sh) where python3 has torch.
-# Results and logs go to RESULTS_DIR. Steps are time-limited (TEST_LIMIT, KERNELS_LIMIT, CLIP_LIMIT seconds).
+# 2. froster_bench_kernels, 2 threads, 3 repetitions (GEMM against Eigen and OpenBLAS, attention, row kernels;
+#    KERNELS_FILTER, a --benchmark_filter regex, picks cases);
+# 3. froster_bench_distillation (the distillation ops and the fused step; DISTILL_FILTER picks cases);
+# 4. the CLIP image forward against PyTorch (benchmarks/run_clip_comparison.sh) where python3 has torch.
+# Results and logs go to RESULTS_DIR. Steps are time-limited (TEST_LIMIT, KERNELS_LIMIT, DISTILL_LIMIT, CLIP_LIMIT
+# seconds); a limit of 0 skips its step.
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -54,13 +57,23 @@ if ! grep -qw avx512f /proc/cpuinfo; then
   exit 0
 fi
 
-echo "== kernels"
-OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}" timeout "${KERNELS_LIMIT:-400}" "$here/bench/froster_bench_kernels" \
-  --benchmark_repetitions=3 --benchmark_out="$results/kernels.json" --benchmark_out_format=json \
-  > "$results/kernels.log" 2>&1
-echo "kernels exit $?"
+if [[ ${KERNELS_LIMIT:-400} != 0 ]]; then
+  echo "== kernels"
+  OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}" timeout "${KERNELS_LIMIT:-400}" \
+    "$here/bench/froster_bench_kernels" --benchmark_filter="${KERNELS_FILTER:-.}" --benchmark_repetitions=3 \
+    --benchmark_out="$results/kernels.json" --benchmark_out_format=json > "$results/kernels.log" 2>&1
+  echo "kernels exit $?"
+fi
 
-if python3 -c 'import torch' 2> /dev/null; then
+if [[ ${DISTILL_LIMIT:-120} != 0 ]]; then
+  echo "== distillation"
+  timeout "${DISTILL_LIMIT:-120}" "$here/bench/froster_bench_distillation" --benchmark_filter="${DISTILL_FILTER:-.}" \
+    --benchmark_repetitions=3 --benchmark_out="$results/distillation.json" --benchmark_out_format=json \
+    > "$results/distillation.log" 2>&1
+  echo "distillation exit $?"
+fi
+
+if [[ ${CLIP_LIMIT:-300} != 0 ]] && python3 -c 'import torch' 2> /dev/null; then
   echo "== clip"
   THREADS=2 ROUNDS=1 CASES="vision_forward/batch:1 vision_forward/batch:8" OUT_DIR="$results/clip" \
     timeout "${CLIP_LIMIT:-300}" "$checkout/benchmarks/run_clip_comparison.sh" "$here/bench/froster_bench_clip" \

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include "../bench_threads.hpp"
 #include <froster/core/random.hpp>
 #include <froster/cpu.hpp>
 #include <limits>
@@ -28,11 +29,6 @@
 using namespace froster;
 
 namespace {
-
-int bench_threads() {
-  const char* env = std::getenv("FROSTER_BENCH_THREADS");
-  return env != nullptr ? std::max(1, std::atoi(env)) : 2;
-}
 
 struct BenchCase {
   const char* name;
@@ -95,7 +91,7 @@ void set_counters(benchmark::State& state, const Problem& p, bool backward, doub
 
 void froster_attention(benchmark::State& state, const BenchCase& c, bool backward) {
   Problem p(c);
-  const CpuBackend backend({.threads = bench_threads()});
+  const CpuBackend backend({.threads = froster::bench::threads()});
   backend.attention_forward(p.q, p.k, p.v, p.spec, p.scale, p.out.view(), p.lse.view());
   for (auto _ : state) {
     if (backward)
@@ -132,7 +128,7 @@ struct EigenAttention {
 
   void forward() {
     const AttentionSpec& s = p.spec;
-#pragma omp parallel for num_threads(bench_threads()) schedule(static)
+#pragma omp parallel for num_threads(froster::bench::threads()) schedule(static)
     for (index_t h = 0; h < s.heads; ++h)
       for (index_t b = 0; b < s.batch; ++b) {
         const AttentionKeys keys = attention_keys(s, b, s.tokens - 1);
@@ -155,7 +151,7 @@ struct EigenAttention {
   void backward() {
     const AttentionSpec& s = p.spec;
     // Heads split over the threads; a head's sequences run in order, since temporal neighbours share keys.
-#pragma omp parallel for num_threads(bench_threads()) schedule(static)
+#pragma omp parallel for num_threads(froster::bench::threads()) schedule(static)
     for (index_t h = 0; h < s.heads; ++h) {
       for (index_t b = 0; b < s.batch; ++b) {
         rows_of(p.dk.view(), b * s.tokens, s.tokens, h).setZero();
@@ -199,7 +195,7 @@ void eigen_attention(benchmark::State& state, const BenchCase& c, bool backward)
     const AttentionKeys k = attention_keys(p.spec, b, p.spec.tokens - 1);
     keys = std::max(keys, k.end - k.begin);
   }
-  const double scratch = backward ? double(bench_threads() * p.spec.tokens * keys) * sizeof(float) : 0.0;
+  const double scratch = backward ? double(froster::bench::threads() * p.spec.tokens * keys) * sizeof(float) : 0.0;
   set_counters(state, p, backward, attention.saved_bytes() + scratch);
 }
 

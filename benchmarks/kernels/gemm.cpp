@@ -1,5 +1,6 @@
 // SGEMM of the CPU backend against Eigen and OpenBLAS on the GEMMs of a CLIP ViT-B/16 layer over 8 frames x 197
-// tokens (M = 1576 rows), 2 threads each, plus the FMA peak of the machine. Results: GEMM.md.
+// tokens (M = 1576 rows), 2 threads each (FROSTER_BENCH_THREADS=n changes that), plus the FMA peak of the
+// machine. Results: GEMM.md.
 //
 //   gemm/<impl>/<M>x<N>x<K>/nt   forward of a Linear [N, K] (torch layout): Y[M,N] = X[M,K] W[N,K]^T
 //   gemm/<impl>/<M>x<N>x<K>/nn   its input gradient:  dX[M,K] = dY[M,N] W[N,K]
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <string>
 
+#include "../bench_threads.hpp"
 #include "froster/core/random.hpp"
 #include "froster/cpu.hpp"
 
@@ -27,7 +29,7 @@ using froster::index_t;
 using froster::Tensor;
 using froster::Transpose;
 
-constexpr int kThreads = 2;
+const int kThreads = froster::bench::threads();
 constexpr index_t kRows = 1576;  // 8 frames x 197 tokens
 
 Tensor<float> normal_tensor(froster::Dims extents, std::uint64_t seed) {

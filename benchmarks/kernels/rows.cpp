@@ -18,6 +18,7 @@
 
 // froster first: kernels.hpp includes <immintrin.h> with GCC 12's false -Wmaybe-uninitialized reports of the AVX-512
 // intrinsics switched off, which only holds when it is the first to include it (Eigen includes it too).
+#include "../bench_threads.hpp"
 #include <froster/core/random.hpp>
 #include <froster/cpu.hpp>
 
@@ -35,12 +36,7 @@ using namespace froster;
 
 namespace {
 
-/// 2 threads; FROSTER_BENCH_THREADS=n changes that (1 thread measures the kernels without the pool's wake-up, and
-/// is less disturbed by other processes on a shared 2-core machine).
-const int kThreads = [] {
-  const char* env = std::getenv("FROSTER_BENCH_THREADS");
-  return env != nullptr ? std::max(1, std::atoi(env)) : 2;
-}();
+const int kThreads = froster::bench::threads();
 
 enum class Op { layernorm, softmax, softmax_causal, gelu, quick_gelu };
 enum class Pass { forward, backward };
