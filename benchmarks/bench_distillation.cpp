@@ -224,6 +224,7 @@ void register_case(const std::string& name, void (*fn)(benchmark::State&), bool 
 }
 
 const bool registered = [] {
+  Eigen::setNbThreads(froster::bench::threads());  // Eigen's GEMMs (eigen, eigen_composition) on the same count
   // The reference backend runs scalar double loops at ~1 GFLOP/s: one forward_backward over 4096 rows takes over
   // 10 s, so that case is left out, and the reference cases run as few iterations as 0.1 s allows.
   register_case("distill/reference/forward", bench_forward<froster::ReferenceBackend>, true);

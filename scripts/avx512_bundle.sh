@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Packs froster's Release test suite and the kernel and CLIP benchmarks, built here, to run on another x86-64
-# machine: one with AVX-512 when this one has none (how the AVX-512 sections of benchmarks/kernels/*.md and
+# Packs froster's Release test suite and the kernel, distillation and CLIP benchmarks, built here, to run on another
+# x86-64 machine: one with AVX-512 when this one has none (how the AVX-512 sections of benchmarks/kernels/*.md and
 # benchmarks/CLIP.md were measured). The target needs a glibc and libstdc++ at least as new as this machine's; the
 # other shared libraries the binaries load travel in the bundle.
 #

@@ -344,6 +344,31 @@ TEST_CASE("log_softmax forward matches the reference", "[cpu][rows]") {
     }
 }
 
+TEST_CASE("softmax of huge finite scores matches the reference instead of overflowing", "[cpu][rows]") {
+  // scale x - max is formed by an FMA, which keeps the maximum's rounding residual: up to half an ulp of
+  // scale x above 0, past exp's range for |scale x| beyond ~2^30 unless the kernel clamps it.
+  const CpuBackend cpu_backend({.threads = 2});
+  INFO("isa " << cpu::to_string(cpu_backend.isa()));
+  for (index_t cols : {index_t(1), index_t(7), index_t(17), index_t(197)}) {
+    CAPTURE(cols);
+    const index_t rows = 3;
+    LaidOut<float> x(rows, cols, Layout::row_major, 95);
+    x.view(0, 0) = 1e12f;                          // a clear maximum
+    x.view(1, cols / 2) = 1e12f;                   // two near-equal maxima: fp32 scores cannot tell them apart
+    if (cols > 1) x.view(1, 0) = 1e12f;
+    x.view(2, cols - 1) = -3e11f;                  // huge and negative, with a huge positive scale below
+    for (const float scale : {0.37f, 1.0f, 100.0f}) {
+      CAPTURE(scale);
+      LaidOut<float> y(rows, cols, Layout::row_major, 96), want(rows, cols, Layout::row_major, 96);
+      cpu_backend.softmax_forward(c(x), scale, false, y.view);
+      reference_backend.softmax_forward(c(x), scale, false, want.view);
+      for (index_t i = 0; i < rows; ++i)
+        for (index_t j = 0; j < cols; ++j) REQUIRE(std::isfinite(y.view(i, j)));
+      FROSTER_REQUIRE_CLOSE(y.view, want.view, tol::cross_backend_fp32(cols));
+    }
+  }
+}
+
 TEST_CASE("NaN and Inf propagate as in the reference, without a crash", "[cpu][rows]") {
   const CpuBackend cpu_backend({.threads = 2});
   INFO("isa " << cpu::to_string(cpu_backend.isa()));

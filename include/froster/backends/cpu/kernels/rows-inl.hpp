@@ -124,7 +124,7 @@ FROSTER_ROWS_INLINE float row_max_scaled(index_t n, const float* x, float scale)
   return scale * (scale >= 0 ? row_extreme<true>(n, x) : row_extreme<false>(n, x));
 }
 
-/// exp(x) for x <= ~0 (softmax's shifted scores), cheaper than the vocabulary's: no upper clamp, n = round(x / ln2)
+/// exp(x) for x <= 0 (softmax's shifted scores), cheaper than the vocabulary's: no upper clamp, n = round(x / ln2)
 /// from the 1.5 * 2^23 shifter (whose low mantissa bits then hold n, shifted straight into 2^n's exponent field: no
 /// round or convert instruction), and a degree-5 fit 1 + r + r^2 q(r) on [-ln2/2, ln2/2] (relative error 2e-7,
 /// fitted for this kernel) in place of degree 7. 14 vector instructions instead of 18: softmax's forward pass
@@ -157,17 +157,24 @@ FROSTER_ROWS_INLINE V exp_nonpositive(V x) {
   }
 }
 
-/// sum_j exp(scale x[j] - mx) over the row, NaN iff some exponent is NaN (NaN in x, or an infinite maximum: then
-/// the reference result is NaN too). When `out` is given, the exponentials are stored there.
+/// sum_j exp(scale x[j] - mx) over the row, mx = max_j scale x[j] in fp32; NaN where x has NaN or the maximum is
+/// infinite, as the reference's result. (Scaled scores that overflow fp32 from finite x are not matched: the
+/// reference forms them in double.) When `out` is given, the exponentials are stored there.
 FROSTER_ROWS_INLINE float sum_exp(index_t n, const float* x, float scale, float mx, float* out) {
-  const vf vs = set1(scale), vnm = set1(-mx);
-  // Two accumulator sets: exp's throughput, not the adds' latency, bounds this loop.
-  const auto [sum] = row_sums<1, 2>(n, [&](auto& acc, auto g) {
-    const vf e = exp_nonpositive(g.keep(fmadd(vs, g.ld(x), vnm)));
-    if (out != nullptr) g.st(out, e);
-    acc[0] = add(acc[0], g.keep(e));
-  });
-  return sum;
+  const vf vs = set1(scale), vmx = set1(mx), vnm = set1(-mx);
+  const auto pass = [&](auto exact_shift) {
+    // Two accumulator sets: exp's throughput, not the adds' latency, bounds this loop.
+    return row_sums<1, 2>(n, [&](auto& acc, auto g) {
+      const vf t = exact_shift ? fmadd(vs, g.ld(x), vnm) : sub(opaque(mul(vs, g.ld(x))), vmx);
+      const vf e = exp_nonpositive(g.keep(t));
+      if (out != nullptr) g.st(out, e);
+      acc[0] = add(acc[0], g.keep(e));
+    })[0];
+  };
+  // scale x - mx by an FMA is exact, but keeps the maximum's rounding residual, up to half an ulp of mx either side
+  // of 0: harmless below 2^24 (at most 1), enough to overflow exp, or to underflow the maximum's own term, beyond
+  // ~2^30. There the rounded product minus mx is taken (0 at the maximum), kept from contraction: a little slower.
+  return std::abs(mx) < 0x1p24f ? pass(std::true_type{}) : pass(std::false_type{});
 }
 
 }  // namespace rows_detail

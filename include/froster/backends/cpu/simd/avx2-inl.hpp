@@ -26,6 +26,13 @@ inline vf fnmadd(vf a, vf b, vf c) { return _mm256_fnmadd_ps(a, b, c); }
 inline vf max(vf a, vf b) { return _mm256_max_ps(a, b); }
 inline vf min(vf a, vf b) { return _mm256_min_ps(a, b); }
 inline vf abs(vf a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+/// v, opaque to the optimiser: a product passed through it is not fused with a later add into an FMA (GCC
+/// contracts across statements under its default -ffp-contract=fast), for the few places that need the rounded
+/// product.
+inline vf opaque(vf v) {
+  __asm__("" : "+x"(v));
+  return v;
+}
 inline float reduce_add(vf a) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));

@@ -24,6 +24,13 @@ inline vf fnmadd(vf a, vf b, vf c) { return _mm512_fnmadd_ps(a, b, c); }
 inline vf max(vf a, vf b) { return _mm512_max_ps(a, b); }
 inline vf min(vf a, vf b) { return _mm512_min_ps(a, b); }
 inline vf abs(vf a) { return _mm512_abs_ps(a); }
+/// v, opaque to the optimiser: a product passed through it is not fused with a later add into an FMA (GCC
+/// contracts across statements under its default -ffp-contract=fast), for the few places that need the rounded
+/// product.
+inline vf opaque(vf v) {
+  __asm__("" : "+v"(v));
+  return v;
+}
 inline float reduce_add(vf a) {
   const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));

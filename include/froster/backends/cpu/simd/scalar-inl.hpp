@@ -23,6 +23,18 @@ inline vf fnmadd(vf a, vf b, vf c) { return std::fma(-a, b, c); }  // c - a b
 inline vf max(vf a, vf b) { return a > b ? a : b; }
 inline vf min(vf a, vf b) { return a < b ? a : b; }
 inline vf abs(vf a) { return std::fabs(a); }
+/// v, opaque to the optimiser: a product passed through it is not fused with a later add into an FMA (GCC
+/// contracts across statements under its default -ffp-contract=fast), for the few places that need the rounded
+/// product.
+inline vf opaque(vf v) {
+  // A user's -mfma would let GCC contract the scalar level too.
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__CUDACC__)
+  __asm__("" : "+x"(v));
+#elif defined(__GNUC__) && !defined(__CUDACC__)
+  __asm__("" : "+g"(v));
+#endif
+  return v;
+}
 inline float reduce_add(vf a) { return a; }
 inline float reduce_max(vf a) { return a; }
 inline vf exp(vf x) { return std::exp(x); }
