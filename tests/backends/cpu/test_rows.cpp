@@ -345,8 +345,9 @@ TEST_CASE("log_softmax forward matches the reference", "[cpu][rows]") {
 }
 
 TEST_CASE("softmax of huge finite scores matches the reference instead of overflowing", "[cpu][rows]") {
-  // scale x - max is formed by an FMA, which keeps the maximum's rounding residual: up to half an ulp of
-  // scale x above 0, past exp's range for |scale x| beyond ~2^30 unless the kernel clamps it.
+  // scale x - max as one FMA keeps the maximum's rounding residual, up to half an ulp of scale x either side of
+  // 0: beyond |scale x| ~ 2^30 it overflows exp or underflows the maximum's own term (the rows came out NaN or
+  // uniform), unless the kernel shifts by the rounded product there.
   const CpuBackend cpu_backend({.threads = 2});
   INFO("isa " << cpu::to_string(cpu_backend.isa()));
   for (index_t cols : {index_t(1), index_t(7), index_t(17), index_t(197)}) {
@@ -356,7 +357,7 @@ TEST_CASE("softmax of huge finite scores matches the reference instead of overfl
     x.view(0, 0) = 1e12f;                          // a clear maximum
     x.view(1, cols / 2) = 1e12f;                   // two near-equal maxima: fp32 scores cannot tell them apart
     if (cols > 1) x.view(1, 0) = 1e12f;
-    x.view(2, cols - 1) = -3e11f;                  // huge and negative, with a huge positive scale below
+    x.view(2, cols - 1) = -3e11f;                  // huge and negative: the other columns hold the maximum
     for (const float scale : {0.37f, 1.0f, 100.0f}) {
       CAPTURE(scale);
       LaidOut<float> y(rows, cols, Layout::row_major, 96), want(rows, cols, Layout::row_major, 96);
