@@ -19,6 +19,8 @@ results="${1:?usage: run.sh RESULTS_DIR}"
 mkdir -p "$results"
 results="$(cd "$results" && pwd)"
 checkout="$(pwd)"
+# Each step's time limit in seconds, its default stated once; 0 skips the step.
+: "${TEST_LIMIT:=300}" "${KERNELS_LIMIT:=400}" "${DISTILL_LIMIT:=120}" "${CLIP_LIMIT:=300}"
 export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 # The test binaries and CTest's files hold the build and source paths of the machine that built them.
@@ -38,16 +40,16 @@ mkdir -p "$source_then/build-avx512"
   echo "avx512: $(grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 } | tee "$results/machine.txt"
 
-if [[ ${TEST_LIMIT:-300} != 0 ]]; then
+if [[ $TEST_LIMIT != 0 ]]; then
   echo "== tests"
   if command -v ctest > /dev/null; then
-    (cd "$built" && timeout "${TEST_LIMIT:-300}" ctest -j "$(nproc)" --timeout 240 --output-on-failure) \
+    (cd "$built" && timeout "$TEST_LIMIT" ctest -j "$(nproc)" --timeout 240 --output-on-failure) \
       > "$results/tests.log" 2>&1
   else
     for t in "$here"/tests/froster_tests_*; do
       [[ -x $t ]] || continue
       echo "== $t"
-      timeout "${TEST_LIMIT:-300}" "$t"
+      timeout "$TEST_LIMIT" "$t"
     done > "$results/tests.log" 2>&1
   fi
   echo "tests exit $?"
@@ -59,26 +61,26 @@ if ! grep -qw avx512f /proc/cpuinfo; then
   exit 0
 fi
 
-if [[ ${KERNELS_LIMIT:-400} != 0 ]]; then
+if [[ $KERNELS_LIMIT != 0 ]]; then
   echo "== kernels"
-  OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}" timeout "${KERNELS_LIMIT:-400}" \
+  OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}" timeout "$KERNELS_LIMIT" \
     "$here/bench/froster_bench_kernels" --benchmark_filter="${KERNELS_FILTER:-.}" --benchmark_repetitions=3 \
     --benchmark_out="$results/kernels.json" --benchmark_out_format=json > "$results/kernels.log" 2>&1
   echo "kernels exit $?"
 fi
 
-if [[ ${DISTILL_LIMIT:-120} != 0 ]]; then
+if [[ $DISTILL_LIMIT != 0 ]]; then
   echo "== distillation"
-  timeout "${DISTILL_LIMIT:-120}" "$here/bench/froster_bench_distillation" --benchmark_filter="${DISTILL_FILTER:-.}" \
+  timeout "$DISTILL_LIMIT" "$here/bench/froster_bench_distillation" --benchmark_filter="${DISTILL_FILTER:-.}" \
     --benchmark_repetitions=3 --benchmark_out="$results/distillation.json" --benchmark_out_format=json \
     > "$results/distillation.log" 2>&1
   echo "distillation exit $?"
 fi
 
-if [[ ${CLIP_LIMIT:-300} != 0 ]] && python3 -c 'import torch' 2> /dev/null; then
+if [[ $CLIP_LIMIT != 0 ]] && python3 -c 'import torch' 2> /dev/null; then
   echo "== clip"
   THREADS=2 ROUNDS=1 CASES="vision_forward/batch:1 vision_forward/batch:8" OUT_DIR="$results/clip" \
-    timeout "${CLIP_LIMIT:-300}" "$checkout/benchmarks/run_clip_comparison.sh" "$here/bench/froster_bench_clip" \
+    timeout "$CLIP_LIMIT" "$checkout/benchmarks/run_clip_comparison.sh" "$here/bench/froster_bench_clip" \
     > "$results/clip.log" 2>&1
   echo "clip exit $?"
   tail -4 "$results/clip.log"

@@ -124,11 +124,12 @@ FROSTER_ROWS_INLINE float row_max_scaled(index_t n, const float* x, float scale)
   return scale * (scale >= 0 ? row_extreme<true>(n, x) : row_extreme<false>(n, x));
 }
 
-/// exp(x) for x <= 0 (softmax's shifted scores), cheaper than the vocabulary's: no upper clamp, n = round(x / ln2)
-/// from the 1.5 * 2^23 shifter (whose low mantissa bits then hold n, shifted straight into 2^n's exponent field: no
-/// round or convert instruction), and a degree-5 fit 1 + r + r^2 q(r) on [-ln2/2, ln2/2] (relative error 2e-7,
-/// fitted for this kernel) in place of degree 7. 14 vector instructions instead of 18: softmax's forward pass
-/// spends most of its time here. NaN stays NaN: max returns its second operand when either is NaN.
+/// exp(x) for x <= ~1 (softmax's shifted scores: sum_exp keeps them below 1), cheaper than the vocabulary's: no
+/// upper clamp, n = round(x / ln2) from the 1.5 * 2^23 shifter (whose low mantissa bits then hold n, shifted
+/// straight into 2^n's exponent field: no round or convert instruction), and a degree-5 fit 1 + r + r^2 q(r) on
+/// [-ln2/2, ln2/2] (relative error 2e-7, fitted for this kernel) in place of degree 7. 14 vector instructions
+/// instead of 18: softmax's forward pass spends most of its time here. NaN stays NaN: max returns its second
+/// operand when either is NaN.
 template <class V>
 FROSTER_ROWS_INLINE V exp_nonpositive(V x) {
   if constexpr (lanes == 1) {
