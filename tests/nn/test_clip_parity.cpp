@@ -166,8 +166,10 @@ TEST_CASE("Packed weights give bitwise the features and gradients of unpacked on
   // Inference forwards read the packed copies as well.
   const std::vector<float> vision_before = values(vision.forward(images, frames, false));
   const std::vector<float> text_before = values(text.forward(tokens, false));
-  REQUIRE(vision_before ==
-          std::vector<float>(unpacked.begin(), unpacked.begin() + vision.config().output_dim * images.extent(0)));
+  // ... and compute the pooled tokens' last block alone (Transformer::forward_at), bitwise as the training forward.
+  const auto vision_end = unpacked.begin() + vision.config().output_dim * images.extent(0);
+  REQUIRE(vision_before == std::vector<float>(unpacked.begin(), vision_end));
+  REQUIRE(text_before == std::vector<float>(vision_end, vision_end + std::ptrdiff_t(text_before.size())));
 
   // They read the packed copies, not the weights: writes to a block weight and to the patch embedding go unseen
   // until the weights are packed again.

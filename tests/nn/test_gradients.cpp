@@ -207,4 +207,44 @@ TEST_CASE("Inference forwards keep no activations, give the same features, and r
   CHECK(std::vector<double>(training.data(), training.data() + training.numel()) == first);
   CHECK(model.activation_bytes() - untouched > inference_bytes);
   model.backward(weights.cview());
+
+  // The text encoder's inference pools the end tokens of sequences of different lengths (ends at 3, 1 and 4).
+  froster::nn::TextTransformer<ReferenceBackend, double> text(
+      backend, {.context_length = 5, .vocab_size = 9, .width = 8, .layers = 2, .heads = 2, .output_dim = 3}, 32);
+  const std::int64_t ids[] = {7, 3, 3, 8, 0, 7, 8, 0, 0, 0, 1, 2, 3, 4, 8};
+  const ConstView<std::int64_t> tokens(ids, {3, 5});
+  const ConstView<double> text_inference = text.forward(tokens, false);
+  const std::vector<double> text_first(text_inference.data(), text_inference.data() + text_inference.numel());
+  CHECK_THROWS_WITH(text.backward(froster::test::random_tensor<double>({3, 3}, 10).cview()),
+                    Catch::Contains("kept no activations"));
+  const ConstView<double> text_training = text.forward(tokens);
+  CHECK(std::vector<double>(text_training.data(), text_training.data() + text_training.numel()) == text_first);
+}
+
+TEST_CASE("Transformer::forward_at equals forward at the selected rows", "[nn][inference]") {
+  ReferenceBackend backend;
+  froster::nn::ParameterSet<ReferenceBackend, double> params(backend);
+  const index_t layers = GENERATE(1, 2);
+  froster::nn::Transformer<ReferenceBackend, double> transformer(backend, params, "t",
+                                                                 {.width = 8, .layers = layers, .heads = 2});
+  params.initialize(41);
+  const Tensor<double> x = froster::test::random_tensor<double>({2 * 5, 8}, 42);
+  const froster::AttentionSpec spec{.batch = 2, .tokens = 5, .mask = froster::AttentionMask::causal};
+  const ConstView<double> full = transformer.forward(x.cview(), spec, false);
+  const std::vector<double> expected(full.data(), full.data() + full.numel());
+  // Unordered, repeated, first and last rows.
+  const std::vector<index_t> rows{9, 0, 3, 3, 6};
+  const ConstView<double> at = transformer.forward_at(x.cview(), spec, rows);
+  REQUIRE(at.rows() == index_t(rows.size()));
+  REQUIRE(at.cols() == 8);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    for (index_t j = 0; j < 8; ++j) REQUIRE(at(index_t(i), j) == expected[std::size_t(rows[i] * 8 + j)]);
+  CHECK_FALSE(transformer.kept_activations());
+  CHECK_THROWS_WITH(transformer.backward(full, {}), Catch::Contains("without keeping activations"));
+
+  CHECK_THROWS_WITH(transformer.forward_at(x.cview(), spec, std::vector<index_t>{}),
+                    Catch::Contains("no rows selected"));
+  CHECK_THROWS_WITH(transformer.forward_at(x.cview(), spec, std::vector<index_t>{0, 10}),
+                    Catch::Contains("selected row 10 is outside x's 10 rows"));
+  CHECK_THROWS_AS(transformer.forward_at(x.cview(), spec, std::vector<index_t>{-1}), froster::ShapeError);
 }

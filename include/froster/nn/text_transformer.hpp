@@ -64,7 +64,8 @@ class TextTransformer {
   bool weights_packed() const { return transformer_.weights_packed(); }
 
   /// Features [N, output_dim] of host token ids [N, L]. The result stays valid until the next forward.
-  /// `keep_activations = false` (inference) keeps nothing for backward: one block's activations at a time.
+  /// `keep_activations = false` (inference) keeps nothing for backward: one block's activations at a time, and the
+  /// last block's MLP at the end tokens alone (Transformer::forward_at).
   ConstView<T> forward(ConstView<std::int64_t> tokens, bool keep_activations = true) {
     constexpr std::string_view op = "TextTransformer::forward";
     require<ShapeError>(tokens.rank() == 2 && tokens.rows() > 0 && tokens.cols() > 0 &&
@@ -203,12 +204,15 @@ class TextTransformer {
     const index_t len = x0.rows() / n, d = config_.width;
     input_ = x0;
     end_positions_ = std::move(end_positions);
-    const ConstView<T> y =
-        transformer_.forward(x0, AttentionSpec{.batch = n, .tokens = len, .mask = AttentionMask::causal},
-                             keep_activations);
+    const AttentionSpec spec{.batch = n, .tokens = len, .mask = AttentionMask::causal};
+    std::vector<index_t> end_rows(static_cast<std::size_t>(n));
+    for (index_t i = 0; i < n; ++i) end_rows[std::size_t(i)] = i * len + end_positions_[std::size_t(i)];
+    // Only the end tokens' outputs are read: inference runs the last block's MLP at those rows alone.
     const TensorView<T> pooled = ensure_allocated(*backend_, pooled_, {n, d});
-    for (index_t i = 0; i < n; ++i)
-      backend_->copy(y.slice_rows(i * len + end_positions_[std::size_t(i)], 1), pooled.slice_rows(i, 1));
+    if (keep_activations)
+      gather_rows(*backend_, transformer_.forward(x0, spec), end_rows, pooled);
+    else
+      backend_->copy(transformer_.forward_at(x0, spec, end_rows), pooled);
     const TensorView<T> fin = ensure_allocated(*backend_, final_, {n, d});
     ln_final_.forward(*backend_, pooled_.cview(), fin, ensure_allocated(*backend_, ln_final_mean_, {n}),
                       ensure_allocated(*backend_, ln_final_rstd_, {n}));

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,13 @@ struct BlockGradients {
   }
 };
 
+/// dst row i = src row rows[i] (a copy per row, through the backend).
+template <class B, class T>
+void gather_rows(B& backend, ConstView<T> src, std::span<const index_t> rows, TensorView<T> dst) {
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    backend.copy(src.slice_rows(rows[i], 1), dst.slice_rows(index_t(i), 1));
+}
+
 /// q, k, v: the three column blocks of the packed [rows, 3 width] in_proj output (row stride 3 width).
 template <class V>
 V qkv_part(V qkv, int part) {
@@ -114,6 +122,34 @@ class ResidualAttentionBlock {
                   {.activation = Activation::quick_gelu, .save_pre = for_backward ? acts.pre.view() : TensorView<T>{}},
                   acts.hidden.view());
     c_proj_.forward(backend, acts.hidden.cview(), {.residual = acts.x1.cview()}, y);
+  }
+
+  /// Inference: y [rows.size(), width] = block(x) at x's rows `rows` only. LayerNorm, in_proj and attention run
+  /// on every row (the keys and values are all needed), the output projection and the MLP on those rows alone.
+  /// Row i of y is computed exactly as forward computes row rows[i] (bitwise on backends whose GEMM rows do not
+  /// depend on the row count: reference, cpu). `acts` is scratch here: nothing is kept for backward.
+  void forward_at(B& backend, ConstView<T> x, const AttentionSpec& spec, std::span<const index_t> rows,
+                  BlockActivations<T>& acts, TensorView<T> y) const {
+    const index_t selected = index_t(rows.size());
+    acts.ensure(backend, x.rows(), width_, heads_, mlp_width(), false);
+    ln_1_.forward(backend, x, acts.ln1.view(), acts.mean1.view(), acts.rstd1.view());
+    in_proj_.forward(backend, acts.ln1.cview(), {}, acts.qkv.view());
+    const ConstView<T> qkv = acts.qkv.cview();
+    backend.attention_forward(qkv_part(qkv, 0), qkv_part(qkv, 1), qkv_part(qkv, 2), spec, attention_scale(),
+                              acts.attn.view(), acts.lse.view());
+    // The selected rows of the attention output and of the residual stream, gathered into the first rows of ln1
+    // (spent once in_proj has run) and ln2 (written by ln_2 only after the output projection has read them).
+    const TensorView<T> attn_at = acts.ln1.view().slice_rows(0, selected);
+    const TensorView<T> x_at = acts.ln2.view().slice_rows(0, selected);
+    gather_rows(backend, acts.attn.cview(), rows, attn_at);
+    gather_rows(backend, x, rows, x_at);
+    const TensorView<T> x1 = acts.x1.view().slice_rows(0, selected);
+    out_proj_.forward(backend, attn_at, {.residual = x_at}, x1);
+    ln_2_.forward(backend, x1, x_at, acts.mean2.view().slice_rows(0, selected),
+                  acts.rstd2.view().slice_rows(0, selected));
+    const TensorView<T> hidden = acts.hidden.view().slice_rows(0, selected);
+    c_fc_.forward(backend, x_at, {.activation = Activation::quick_gelu}, hidden);
+    c_proj_.forward(backend, hidden, {.residual = x1}, y);
   }
 
   /// Forward reads its four weights packed (backends with packed operands) until `unpack_weights`.
@@ -208,27 +244,19 @@ class Transformer {
   /// valid until the next forward. Without `keep_activations` (inference) the blocks share one set of activations
   /// and two output buffers, and backward is refused until a forward that keeps them.
   ConstView<T> forward(ConstView<T> x, AttentionSpec spec, bool keep_activations = true) {
-    constexpr std::string_view op = "Transformer::forward";
-    check::matrix(op, "x", x);
-    require<ShapeError>(x.cols() == config_.width, op, ": x must be [rows, ", config_.width, "], got ", x);
-    spec.heads = config_.heads;
-    require<ShapeError>(spec.batch * spec.tokens == x.rows(), op, ": ", spec.batch, " sequences of ", spec.tokens,
-                        " tokens need ", spec.batch * spec.tokens, " rows, x has ", x.rows());
-    spec_ = spec;
-    input_ = x;
-    const index_t layers = config_.layers;
-    kept_ = keep_activations;
-    const bool shared = config_.gradient_checkpointing || !keep_activations;
-    stream_.resize(std::size_t(keep_activations ? layers : std::min<index_t>(layers, 2)));
-    activations_.resize(shared ? 1 : std::size_t(layers));
-    ConstView<T> in = x;
-    for (index_t i = 0; i < layers; ++i) {
-      Tensor<T>& buffer = stream_[std::size_t(keep_activations ? i : i % 2)];
-      TensorView<T> out = ensure_allocated(*backend_, buffer, x.extents());
-      blocks_[i].forward(*backend_, in, spec_, activations_[shared ? 0 : std::size_t(i)], out, keep_activations);
-      in = out;
-    }
-    return in;
+    return run(x, spec, keep_activations, {});
+  }
+
+  /// Inference for callers that read the output at a few rows only (CLIP pools one token per sequence): returns
+  /// [rows.size(), width], row i equal to forward(x, spec, false)'s row rows[i]. The last block computes its
+  /// output projection and MLP at those rows alone (see ResidualAttentionBlock::forward_at), the others run in
+  /// full. Backward is refused afterwards, as after any inference forward.
+  ConstView<T> forward_at(ConstView<T> x, AttentionSpec spec, std::span<const index_t> rows) {
+    constexpr std::string_view op = "Transformer::forward_at";
+    require<ShapeError>(!rows.empty(), op, ": no rows selected");
+    for (const index_t r : rows)
+      require<ShapeError>(r >= 0 && r < x.rows(), op, ": selected row ", r, " is outside x's ", x.rows(), " rows");
+    return run(x, spec, false, rows);
   }
 
   /// From dy [rows, width]: writes dx (may be null), accumulates every parameter gradient.
@@ -255,12 +283,41 @@ class Transformer {
   std::size_t activation_bytes() const {
     std::size_t n = gradients_.bytes();
     for (const Tensor<T>& s : stream_) n += std::size_t(s.numel()) * sizeof(T);
+    n += std::size_t(selected_.numel()) * sizeof(T);
     for (const Tensor<T>& g : d_stream_) n += std::size_t(g.numel()) * sizeof(T);
     for (const BlockActivations<T>& a : activations_) n += a.bytes();
     return n;
   }
 
  private:
+  /// forward, or forward_at when `rows` is not empty.
+  ConstView<T> run(ConstView<T> x, AttentionSpec spec, bool keep_activations, std::span<const index_t> rows) {
+    constexpr std::string_view op = "Transformer::forward";
+    check::matrix(op, "x", x);
+    require<ShapeError>(x.cols() == config_.width, op, ": x must be [rows, ", config_.width, "], got ", x);
+    spec.heads = config_.heads;
+    require<ShapeError>(spec.batch * spec.tokens == x.rows(), op, ": ", spec.batch, " sequences of ", spec.tokens,
+                        " tokens need ", spec.batch * spec.tokens, " rows, x has ", x.rows());
+    spec_ = spec;
+    input_ = x;
+    const index_t layers = config_.layers, full_layers = rows.empty() ? layers : layers - 1;
+    kept_ = keep_activations;
+    const bool shared = config_.gradient_checkpointing || !keep_activations;
+    stream_.resize(std::size_t(keep_activations ? layers : std::min<index_t>(layers, 2)));
+    activations_.resize(shared ? 1 : std::size_t(layers));
+    ConstView<T> in = x;
+    for (index_t i = 0; i < full_layers; ++i) {
+      Tensor<T>& buffer = stream_[std::size_t(keep_activations ? i : i % 2)];
+      TensorView<T> out = ensure_allocated(*backend_, buffer, x.extents());
+      blocks_[i].forward(*backend_, in, spec_, activations_[shared ? 0 : std::size_t(i)], out, keep_activations);
+      in = out;
+    }
+    if (rows.empty()) return in;
+    const TensorView<T> out = ensure_allocated(*backend_, selected_, {index_t(rows.size()), config_.width});
+    blocks_.back().forward_at(*backend_, in, spec_, rows, activations_[0], out);
+    return out;
+  }
+
   BlockActivations<T>& block_activations(index_t i) {
     return activations_[config_.gradient_checkpointing ? 0 : std::size_t(i)];
   }
@@ -270,6 +327,7 @@ class Transformer {
   Ones<B, T> ones_;
   std::vector<ResidualAttentionBlock<B, T>> blocks_;
   std::vector<Tensor<T>> stream_;  // block outputs
+  Tensor<T> selected_;              // forward_at's output
   std::vector<BlockActivations<T>> activations_;
   BlockGradients<T> gradients_;
   Tensor<T> d_stream_[2];

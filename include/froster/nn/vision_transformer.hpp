@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "froster/nn/transformer.hpp"
 
@@ -82,7 +83,8 @@ class VisionTransformer {
   /// Features [N, output_dim] of images [N, 3, image_size, image_size] (dense row-major), which must stay alive
   /// and unchanged until backward. With the temporal expand view, N = clips * `frames`, a clip's frames
   /// consecutive. The result stays valid until the next forward.
-  /// `keep_activations = false` (inference) keeps nothing for backward: one block's activations at a time.
+  /// `keep_activations = false` (inference) keeps nothing for backward: one block's activations at a time, and the
+  /// last block's MLP at the class tokens alone (Transformer::forward_at).
   ConstView<T> forward(ConstView<T> images, index_t frames = 1, bool keep_activations = true) {
     constexpr std::string_view op = "VisionTransformer::forward";
     const index_t s = config_.image_size, d = config_.width;
@@ -117,10 +119,17 @@ class VisionTransformer {
       spec.frames = frames;
       spec.padding = config_.temporal_padding;
     }
-    y_ = transformer_.forward(ln_pre_out_.cview(), spec, keep_activations);
+    // Only the class tokens' outputs are read: inference runs the last block's MLP at those rows alone.
+    if (keep_activations) {
+      class_out_ = token_rows(transformer_.forward(ln_pre_out_.cview(), spec), 0, n);
+    } else {
+      class_rows_.resize(std::size_t(n));
+      for (index_t i = 0; i < n; ++i) class_rows_[std::size_t(i)] = i * tokens;
+      class_out_ = transformer_.forward_at(ln_pre_out_.cview(), spec, class_rows_);
+    }
 
     const TensorView<T> post = ensure_allocated(*backend_, post_, {n, d});
-    ln_post_.forward(*backend_, token_rows(y_, 0, n), post, ensure_allocated(*backend_, ln_post_mean_, {n}),
+    ln_post_.forward(*backend_, class_out_, post, ensure_allocated(*backend_, ln_post_mean_, {n}),
                      ensure_allocated(*backend_, ln_post_rstd_, {n}));
     const TensorView<T> out = ensure_allocated(*backend_, out_, {n, config_.output_dim});
     backend_->gemm(T(1), post_.cview(), Transpose::no, proj_->value.cview(), Transpose::no, T(0), out);
@@ -147,7 +156,7 @@ class VisionTransformer {
     backend_->gemm(T(1), d_features, Transpose::no, proj_->value.cview(), Transpose::yes, T(0), d_post);
     const TensorView<T> d_y = ensure_allocated(*backend_, d_y_, {n * tokens, d});
     backend_->fill(d_y, T(0));
-    ln_post_.backward(*backend_, token_rows(y_, 0, n), ln_post_mean_.cview(), ln_post_rstd_.cview(), d_post_.cview(),
+    ln_post_.backward(*backend_, class_out_, ln_post_mean_.cview(), ln_post_rstd_.cview(), d_post_.cview(),
                       token_rows(d_y, 0, n));
 
     const TensorView<T> d_x = ensure_allocated(*backend_, d_x_, {n * tokens, d});
@@ -256,7 +265,8 @@ class VisionTransformer {
 
   ConstView<T> images_;
   index_t frames_ = 1;
-  ConstView<T> y_;
+  ConstView<T> class_out_;            ///< The transformer's output at each image's class token [N, width].
+  std::vector<index_t> class_rows_;  ///< Their rows in the token rows (inference).
   Tensor<T> patches_, x0_, ln_pre_out_, ln_pre_mean_, ln_pre_rstd_, post_, ln_post_mean_, ln_post_rstd_, out_;
   Tensor<T> d_post_, d_y_, d_x_, d_patches_;
 };
