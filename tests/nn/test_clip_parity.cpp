@@ -156,6 +156,11 @@ TEST_CASE("Packed weights give bitwise the features and gradients of unpacked on
   };
   const std::vector<float> unpacked = run();
   REQUIRE_FALSE(vision.weights_packed());
+  // Inference forwards compute the pooled tokens' last block alone (Transformer::forward_at), bitwise as training.
+  const auto vision_end = unpacked.begin() + vision.config().output_dim * images.extent(0);
+  const std::vector<float> text_training(vision_end, vision_end + text.config().output_dim * tokens.extent(0));
+  REQUIRE(values(vision.forward(images, frames, false)) == std::vector<float>(unpacked.begin(), vision_end));
+  REQUIRE(values(text.forward(tokens, false)) == text_training);
   vision.pack_weights();
   text.pack_weights();
   REQUIRE(vision.weights_packed());
@@ -166,10 +171,8 @@ TEST_CASE("Packed weights give bitwise the features and gradients of unpacked on
   // Inference forwards read the packed copies as well.
   const std::vector<float> vision_before = values(vision.forward(images, frames, false));
   const std::vector<float> text_before = values(text.forward(tokens, false));
-  // ... and compute the pooled tokens' last block alone (Transformer::forward_at), bitwise as the training forward.
-  const auto vision_end = unpacked.begin() + vision.config().output_dim * images.extent(0);
   REQUIRE(vision_before == std::vector<float>(unpacked.begin(), vision_end));
-  REQUIRE(text_before == std::vector<float>(vision_end, vision_end + std::ptrdiff_t(text_before.size())));
+  REQUIRE(text_before == text_training);
 
   // They read the packed copies, not the weights: writes to a block weight and to the patch embedding go unseen
   // until the weights are packed again.

@@ -241,9 +241,17 @@ TEST_CASE("Transformer::forward_at equals forward at the selected rows", "[nn][i
     for (index_t j = 0; j < 8; ++j) REQUIRE(at(index_t(i), j) == expected[std::size_t(rows[i] * 8 + j)]);
   CHECK_FALSE(transformer.kept_activations());
   CHECK_THROWS_WITH(transformer.backward(full, {}), Catch::Contains("without keeping activations"));
+  // The same refusal when forward_at is the first forward a transformer runs.
+  froster::nn::ParameterSet<ReferenceBackend, double> fresh_params(backend);
+  froster::nn::Transformer<ReferenceBackend, double> fresh(backend, fresh_params, "u", {.width = 8, .layers = 1, .heads = 2});
+  fresh_params.initialize(43);
+  fresh.forward_at(x.cview(), spec, rows);
+  CHECK_THROWS_WITH(fresh.backward(at, {}), Catch::Contains("without keeping activations"));
 
   CHECK_THROWS_WITH(transformer.forward_at(x.cview(), spec, std::vector<index_t>{}),
-                    Catch::Contains("no rows selected"));
+                    Catch::Contains("between 1 and x's 10 rows can be selected"));
+  CHECK_THROWS_WITH(transformer.forward_at(x.cview(), spec, std::vector<index_t>(11, 0)),
+                    Catch::Contains("got 11"));
   CHECK_THROWS_WITH(transformer.forward_at(x.cview(), spec, std::vector<index_t>{0, 10}),
                     Catch::Contains("selected row 10 is outside x's 10 rows"));
   CHECK_THROWS_AS(transformer.forward_at(x.cview(), spec, std::vector<index_t>{-1}), froster::ShapeError);

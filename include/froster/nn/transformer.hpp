@@ -253,7 +253,9 @@ class Transformer {
   /// full. Backward is refused afterwards, as after any inference forward.
   ConstView<T> forward_at(ConstView<T> x, AttentionSpec spec, std::span<const index_t> rows) {
     constexpr std::string_view op = "Transformer::forward_at";
-    require<ShapeError>(!rows.empty(), op, ": no rows selected");
+    check::matrix(op, "x", x);
+    require<ShapeError>(!rows.empty() && index_t(rows.size()) <= x.rows(), op, ": between 1 and x's ", x.rows(),
+                        " rows can be selected (the last block's scratch has that many), got ", rows.size());
     for (const index_t r : rows)
       require<ShapeError>(r >= 0 && r < x.rows(), op, ": selected row ", r, " is outside x's ", x.rows(), " rows");
     return run(x, spec, false, rows);
@@ -262,7 +264,7 @@ class Transformer {
   /// From dy [rows, width]: writes dx (may be null), accumulates every parameter gradient.
   void backward(ConstView<T> dy, TensorView<T> dx) {
     constexpr std::string_view op = "Transformer::backward";
-    require<Error>(!stream_.empty() && stream_.back().allocated(), op, ": call forward first");
+    require<Error>(ran_, op, ": call forward first");
     require<Error>(kept_, op, ": the last forward ran without keeping activations (inference); run forward with "
                    "keep_activations = true before backward");
     check::same_extents(op, "y", stream_.back().cview(), "dy", dy);
@@ -300,6 +302,7 @@ class Transformer {
                         " tokens need ", spec.batch * spec.tokens, " rows, x has ", x.rows());
     spec_ = spec;
     input_ = x;
+    ran_ = true;
     const index_t layers = config_.layers, full_layers = rows.empty() ? layers : layers - 1;
     kept_ = keep_activations;
     const bool shared = config_.gradient_checkpointing || !keep_activations;
@@ -333,7 +336,8 @@ class Transformer {
   Tensor<T> d_stream_[2];
   AttentionSpec spec_;
   ConstView<T> input_;
-  bool kept_ = false;
+  bool ran_ = false;   // a forward has run
+  bool kept_ = false;  // ... and kept what backward needs
 };
 
 }  // namespace froster::nn

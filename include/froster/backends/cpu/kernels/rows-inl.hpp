@@ -128,7 +128,7 @@ FROSTER_ROWS_INLINE float row_max_scaled(index_t n, const float* x, float scale)
 /// upper clamp, n = round(x / ln2) from the 1.5 * 2^23 shifter (whose low mantissa bits then hold n, shifted
 /// straight into 2^n's exponent field: no round or convert instruction), r = x - n ln2 in one step instead of two,
 /// and a degree-5 fit 1 + r + r^2 q(r) on [-ln2/2, ln2/2] (fitted for this kernel) in place of degree 7. Relative
-/// error 2.0e-7 for x >= -20, 3.9e-7 down to the clamp (terms below 2e-9 of the row's largest, where the one-step
+/// error 2.1e-7 for x >= -20, 3.9e-7 down to the clamp (terms below 2e-9 of the row's largest, where the one-step
 /// r loses up to 2.4e-7). 13 vector instructions instead of 18: softmax's forward pass spends most of its time
 /// here. NaN stays NaN: max returns its second operand when either is NaN.
 template <class V>
