@@ -18,7 +18,6 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include "../bench_threads.hpp"
 #include <froster/core/random.hpp>
 #include <froster/cpu.hpp>

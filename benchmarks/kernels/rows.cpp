@@ -27,7 +27,6 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <unsupported/Eigen/SpecialFunctions>

@@ -109,13 +109,8 @@ class ResidualAttentionBlock {
   /// written). `y` must not overlap `x`.
   void forward(B& backend, ConstView<T> x, const AttentionSpec& spec, BlockActivations<T>& acts, TensorView<T> y,
                bool for_backward = true) const {
-    const index_t rows = x.rows();
-    acts.ensure(backend, rows, width_, heads_, mlp_width(), for_backward);
-    ln_1_.forward(backend, x, acts.ln1.view(), acts.mean1.view(), acts.rstd1.view());
-    in_proj_.forward(backend, acts.ln1.cview(), {}, acts.qkv.view());
-    const ConstView<T> qkv = acts.qkv.cview();
-    backend.attention_forward(qkv_part(qkv, 0), qkv_part(qkv, 1), qkv_part(qkv, 2), spec, attention_scale(),
-                              acts.attn.view(), acts.lse.view());
+    acts.ensure(backend, x.rows(), width_, heads_, mlp_width(), for_backward);
+    attend(backend, x, spec, acts);
     out_proj_.forward(backend, acts.attn.cview(), {.residual = x}, acts.x1.view());
     ln_2_.forward(backend, acts.x1.cview(), acts.ln2.view(), acts.mean2.view(), acts.rstd2.view());
     c_fc_.forward(backend, acts.ln2.cview(),
@@ -132,11 +127,7 @@ class ResidualAttentionBlock {
                   BlockActivations<T>& acts, TensorView<T> y) const {
     const index_t selected = index_t(rows.size());
     acts.ensure(backend, x.rows(), width_, heads_, mlp_width(), false);
-    ln_1_.forward(backend, x, acts.ln1.view(), acts.mean1.view(), acts.rstd1.view());
-    in_proj_.forward(backend, acts.ln1.cview(), {}, acts.qkv.view());
-    const ConstView<T> qkv = acts.qkv.cview();
-    backend.attention_forward(qkv_part(qkv, 0), qkv_part(qkv, 1), qkv_part(qkv, 2), spec, attention_scale(),
-                              acts.attn.view(), acts.lse.view());
+    attend(backend, x, spec, acts);
     // The selected rows of the attention output and of the residual stream, gathered into the first rows of ln1
     // (spent once in_proj has run) and ln2 (written by ln_2 only after the output projection has read them).
     const TensorView<T> attn_at = acts.ln1.view().slice_rows(0, selected);
@@ -189,6 +180,16 @@ class ResidualAttentionBlock {
   }
 
  private:
+  /// The attention half's first steps, on every row of x: acts.ln1 = ln_1(x), acts.qkv = in_proj(ln1),
+  /// acts.attn (and acts.lse) = attention over it.
+  void attend(B& backend, ConstView<T> x, const AttentionSpec& spec, BlockActivations<T>& acts) const {
+    ln_1_.forward(backend, x, acts.ln1.view(), acts.mean1.view(), acts.rstd1.view());
+    in_proj_.forward(backend, acts.ln1.cview(), {}, acts.qkv.view());
+    const ConstView<T> qkv = acts.qkv.cview();
+    backend.attention_forward(qkv_part(qkv, 0), qkv_part(qkv, 1), qkv_part(qkv, 2), spec, attention_scale(),
+                              acts.attn.view(), acts.lse.view());
+  }
+
   index_t width_, heads_;
   LayerNorm<B, T> ln_1_;
   Linear<B, T> in_proj_, out_proj_;

@@ -123,9 +123,9 @@ class VisionTransformer {
     if (keep_activations) {
       class_out_ = token_rows(transformer_.forward(ln_pre_out_.cview(), spec), 0, n);
     } else {
-      class_rows_.resize(std::size_t(n));
-      for (index_t i = 0; i < n; ++i) class_rows_[std::size_t(i)] = i * tokens;
-      class_out_ = transformer_.forward_at(ln_pre_out_.cview(), spec, class_rows_);
+      std::vector<index_t> class_token_rows(static_cast<std::size_t>(n));
+      for (index_t i = 0; i < n; ++i) class_token_rows[std::size_t(i)] = i * tokens;
+      class_out_ = transformer_.forward_at(ln_pre_out_.cview(), spec, class_token_rows);
     }
 
     const TensorView<T> post = ensure_allocated(*backend_, post_, {n, d});
@@ -265,8 +265,7 @@ class VisionTransformer {
 
   ConstView<T> images_;
   index_t frames_ = 1;
-  ConstView<T> class_out_;            ///< The transformer's output at each image's class token [N, width].
-  std::vector<index_t> class_rows_;  ///< Their rows in the token rows (inference).
+  ConstView<T> class_out_;  ///< The transformer's output at each image's class token [N, width].
   Tensor<T> patches_, x0_, ln_pre_out_, ln_pre_mean_, ln_pre_rstd_, post_, ln_post_mean_, ln_post_rstd_, out_;
   Tensor<T> d_post_, d_y_, d_x_, d_patches_;
 };
