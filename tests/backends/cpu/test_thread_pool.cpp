@@ -1,6 +1,8 @@
 // The CPU backend's thread pool: every task runs once, on the thread its static chunk names, whether the workers
 // are spinning (calls back to back) or asleep (calls further apart than ThreadPool::spin_time); exceptions reach
-// the caller; nested calls run serially; pools larger than the machine finish.
+// the caller; nested calls run serially; pools larger than the machine finish. And the row kernels' scheduler on
+// top of it (rows_driver::run_dynamic): each task once, a thread's own share first, a stalled thread's share
+// finished by the others.
 
 #include <catch2/catch.hpp>
 
@@ -10,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include <froster/backends/cpu/rows.hpp>
 #include <froster/backends/cpu/thread_pool.hpp>
 
 namespace {
@@ -85,4 +88,46 @@ TEST_CASE("ThreadPool shuts down with its workers spinning or asleep", "[cpu][th
     REQUIRE(runs.load() == 3);
   }  // each destructor must return: a hang fails the test by its CTest timeout
   CHECK_THROWS_AS(ThreadPool(-1), froster::ValueError);
+}
+
+TEST_CASE("run_dynamic runs each task once, its own share first, and finishes a stalled thread's share",
+          "[cpu][thread_pool]") {
+  using froster::cpu::rows_driver::run_dynamic;
+  SECTION("every task once, for any task and thread count") {
+    const int threads = GENERATE(1, 2, 3, 5);
+    ThreadPool pool(threads);
+    const froster::cpu::Context ctx{froster::cpu::Isa::scalar, &pool};
+    for (const index_t tasks : {1, 2, 3, 7, 64}) {
+      INFO(threads << " threads, " << tasks << " tasks");
+      std::vector<std::atomic<int>> runs(static_cast<std::size_t>(tasks));
+      run_dynamic(ctx, tasks, [&](index_t b) { runs[std::size_t(b)].fetch_add(1); });
+      for (index_t b = 0; b < tasks; ++b) REQUIRE(runs[std::size_t(b)].load() == 1);
+    }
+  }
+  SECTION("2 threads, 8 tasks: the first task of the worker's share waits for the 7 others") {
+    // Shares: [0, 4) the caller's, [4, 8) the worker's. If the worker runs task 4, it stalls there until tasks 5-7
+    // are done, which only the caller can do: a static split would never finish (the wait gives up after 10 s and
+    // the test fails). The caller takes its own share first, so tasks 0-3 always run on it.
+    ThreadPool pool(2);
+    const froster::cpu::Context ctx{froster::cpu::Isa::scalar, &pool};
+    for (int call = 0; call < 20; ++call) {
+      std::atomic<int> done{0};
+      std::vector<std::thread::id> ran_on(8);
+      bool gave_up = false;
+      run_dynamic(ctx, 8, [&](index_t b) {
+        ran_on[std::size_t(b)] = std::this_thread::get_id();
+        if (b == 4) {
+          const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+          while (done.load() < 7 && !gave_up) {
+            if (std::chrono::steady_clock::now() > deadline) gave_up = true;
+            std::this_thread::yield();
+          }
+        }
+        done.fetch_add(1);
+      });
+      REQUIRE_FALSE(gave_up);
+      REQUIRE(done.load() == 8);
+      for (index_t b = 0; b < 4; ++b) REQUIRE(ran_on[std::size_t(b)] == std::this_thread::get_id());
+    }
+  }
 }

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -26,17 +27,38 @@ namespace rows_driver {
 /// Below this many elements a call runs on the calling thread: waking the pool costs more than it saves.
 inline constexpr index_t serial_elements = index_t(1) << 14;
 
-/// Runs task(b) for b in [0, tasks) over the pool, each thread taking the next task from a shared counter: a
-/// worker that wakes late (a futex wake-up costs tens of microseconds on a busy VM, a good part of a 100 us call)
-/// finds less left to do instead of holding the call up with a fixed half. Which thread runs a task never changes
-/// what the task computes, so results stay independent of the thread count and of the timing.
+/// Runs task(b) for b in [0, tasks) over the pool. Thread t owns the contiguous share [t * tasks / n, (t + 1) *
+/// tasks / n) and takes its own tasks first, front to back; a thread done with its share then takes the tasks
+/// its neighbours have not started. The same rows land on the same core call after call, so data that a kernel
+/// reads again (a benchmark's loop, a block's LayerNorm input written by a GEMM split the same way) stays in that
+/// core's L2: taking tasks from one shared counter spread them over both cores, which halved the rate of
+/// L2-sized row kernels on the 2 MiB-L2 Xeon (benchmarks/kernels/ROWS.md). A worker that wakes late, or is
+/// descheduled by a busy host, still finds its share taken over instead of holding the call up. Which thread
+/// runs a task never changes what the task computes, so results stay independent of the thread count and of
+/// the timing.
 template <class TaskFn>
 void run_dynamic(Context ctx, index_t tasks, TaskFn&& task) {
-  std::atomic<index_t> next{0};
-  ctx.pool->parallel_for(ctx.pool->size(), [&](index_t) {
-    for (index_t b = next.fetch_add(1, std::memory_order_relaxed); b < tasks;
-         b = next.fetch_add(1, std::memory_order_relaxed))
-      task(b);
+  const index_t threads = std::min<index_t>(ctx.pool->size(), tasks);
+  if (threads <= 1) {
+    for (index_t b = 0; b < tasks; ++b) task(b);
+    return;
+  }
+  struct alignas(64) Share {  // one cache line each: the owner's claims do not contend with its neighbour's
+    std::atomic<index_t> next;
+    index_t end;
+  };
+  std::unique_ptr<Share[]> shares(new Share[std::size_t(threads)]);
+  for (index_t t = 0; t < threads; ++t) {
+    shares[std::size_t(t)].next.store(tasks * t / threads, std::memory_order_relaxed);
+    shares[std::size_t(t)].end = tasks * (t + 1) / threads;
+  }
+  ctx.pool->parallel_for(threads, [&](index_t self) {
+    for (index_t k = 0; k < threads; ++k) {  // own share first, then the others' in turn
+      Share& share = shares[std::size_t((self + k) % threads)];
+      for (index_t b = share.next.fetch_add(1, std::memory_order_relaxed); b < share.end;
+           b = share.next.fetch_add(1, std::memory_order_relaxed))
+        task(b);
+    }
   });
 }
 
