@@ -207,14 +207,17 @@ class TextTransformer {
     const AttentionSpec spec{.batch = n, .tokens = len, .mask = AttentionMask::causal};
     std::vector<index_t> end_rows(static_cast<std::size_t>(n));
     for (index_t i = 0; i < n; ++i) end_rows[std::size_t(i)] = i * len + end_positions_[std::size_t(i)];
-    // Only the end tokens' outputs are read: inference runs the last block's MLP at those rows alone.
-    const TensorView<T> pooled = ensure_allocated(*backend_, pooled_, {n, d});
-    if (keep_activations)
-      gather_rows(*backend_, transformer_.forward(x0, spec), end_rows, pooled);
-    else
-      backend_->copy(transformer_.forward_at(x0, spec, end_rows), pooled);
+    // Only the end tokens' outputs are read: inference runs the last block's MLP at those rows alone and reads
+    // them where forward_at leaves them; training gathers them into pooled_, which backward reads again.
+    ConstView<T> pooled;
+    if (keep_activations) {
+      gather_rows(*backend_, transformer_.forward(x0, spec), end_rows, ensure_allocated(*backend_, pooled_, {n, d}));
+      pooled = pooled_.cview();
+    } else {
+      pooled = transformer_.forward_at(x0, spec, end_rows);
+    }
     const TensorView<T> fin = ensure_allocated(*backend_, final_, {n, d});
-    ln_final_.forward(*backend_, pooled_.cview(), fin, ensure_allocated(*backend_, ln_final_mean_, {n}),
+    ln_final_.forward(*backend_, pooled, fin, ensure_allocated(*backend_, ln_final_mean_, {n}),
                       ensure_allocated(*backend_, ln_final_rstd_, {n}));
     const TensorView<T> out = ensure_allocated(*backend_, out_, {n, config_.output_dim});
     backend_->gemm(T(1), final_.cview(), Transpose::no, text_projection_->value.cview(), Transpose::no, T(0), out);
