@@ -149,6 +149,8 @@ TEST_CASE("TextTransformer forward from ids writes the gradient of the embedding
 }
 
 TEST_CASE("Gradient checkpointing recomputes the same gradients and keeps less memory", "[nn][gradients]") {
+  // The same operations in the same order either way (checkpointing reuses the last block's activations from
+  // forward and recomputes the others): bitwise equal gradients.
   ReferenceBackend backend;
   auto run = [&](bool checkpointing, std::size_t& activation_bytes) {
     froster::nn::VisionTransformer<ReferenceBackend, double> model(backend, tiny_vision(true, checkpointing), 21);
@@ -159,13 +161,30 @@ TEST_CASE("Gradient checkpointing recomputes the same gradients and keeps less m
     activation_bytes = model.activation_bytes();
     std::vector<double> grads;
     for (auto& e : model.parameters().entries()) grads.insert(grads.end(), e.grad.data(), e.grad.data() + e.grad.numel());
+    // A second backward without a forward accumulates the same gradients again. Checkpointing, the first used the
+    // last block's activations as forward left them; backward overwrote them, so this one must recompute them.
+    model.backward(weights.cview());
+    std::vector<double> twice;
+    for (auto& e : model.parameters().entries()) twice.insert(twice.end(), e.grad.data(), e.grad.data() + e.grad.numel());
+    std::vector<double> doubled(grads);
+    for (double& g : doubled) g *= 2.0;
+    FROSTER_REQUIRE_CLOSE(ConstView<double>(twice.data(), {index_t(twice.size())}),
+                          ConstView<double>(doubled.data(), {index_t(doubled.size())}),
+                          froster::test::tol::same_math_fp64);
     return grads;
   };
   std::size_t kept = 0, recomputed = 0;
   const auto full = run(false, kept);
   const auto checkpointed = run(true, recomputed);
-  REQUIRE(full == checkpointed);  // the same operations in the same order: bitwise equal
+  REQUIRE(full == checkpointed);
   REQUIRE(recomputed < kept);
+
+  // Switching checkpointing between forward and backward drops what forward kept: backward asks for a new forward.
+  froster::nn::VisionTransformer<ReferenceBackend, double> model(backend, tiny_vision(false, true), 22);
+  model.forward(froster::test::random_tensor<double>({2, 3, 6, 6}, 8).cview());
+  model.transformer().set_gradient_checkpointing(false);
+  CHECK_THROWS_WITH(model.backward(froster::test::random_tensor<double>({2, 3}, 9).cview()),
+                    Catch::Contains("run a training forward first"));
 }
 
 TEST_CASE("Encoders reject inputs of the wrong shape or out-of-vocabulary tokens", "[nn][errors]") {

@@ -7,7 +7,8 @@
 ///
 /// forward and backward to every parameter and to the input. Parameter names are OpenAI CLIP's
 /// (`<prefix>.resblocks.<i>.attn.in_proj_weight`, ...). Activations are kept per block for backward, or, with
-/// gradient checkpointing, only each block's input is kept and the block's forward runs again in backward.
+/// gradient checkpointing, only each block's input is kept and the block's forward runs again in backward (all but
+/// the last block's: forward leaves its activations in the shared buffer).
 
 #include <cmath>
 #include <memory>
@@ -239,6 +240,8 @@ class Transformer {
   void set_gradient_checkpointing(bool on) {
     config_.gradient_checkpointing = on;
     activations_.clear();
+    kept_ = false;  // the activations the last forward kept are gone: backward needs a new training forward
+    last_block_kept_ = false;
   }
 
   /// Runs every block over x [rows, width]; `x` must stay alive and unchanged until backward. The result stays
@@ -271,11 +274,16 @@ class Transformer {
     check::same_extents(op, "y", stream_.back().cview(), "dy", dy);
     if (!dx.is_null()) check::same_extents(op, "x", input_, "dx", dx);
     for (Tensor<T>& g : d_stream_) ensure_allocated(*backend_, g, input_.extents());
+    // Checkpointing, the shared buffer still holds the last block's activations from forward: that block need
+    // not run again. Backward overwrites them, so a second backward recomputes it.
+    const bool last_block_ready = last_block_kept_;
+    last_block_kept_ = false;
     ConstView<T> d_out = dy;
     for (index_t i = config_.layers - 1; i >= 0; --i) {
       const ConstView<T> in = i == 0 ? input_ : stream_[i - 1].cview();
       // The recomputed output lands where forward put it: block i + 1 no longer needs it.
-      if (config_.gradient_checkpointing) blocks_[i].forward(*backend_, in, spec_, block_activations(i), stream_[i]);
+      if (config_.gradient_checkpointing && !(i == config_.layers - 1 && last_block_ready))
+        blocks_[i].forward(*backend_, in, spec_, block_activations(i), stream_[i]);
       TensorView<T> d_in = (i == 0 && !dx.is_null()) ? dx : d_stream_[std::size_t(i % 2)].view();
       blocks_[i].backward(*backend_, ones_, in, spec_, block_activations(i), gradients_, d_out, d_in);
       d_out = d_in;
@@ -306,6 +314,7 @@ class Transformer {
     ran_ = true;
     const index_t layers = config_.layers, full_layers = rows.empty() ? layers : layers - 1;
     kept_ = keep_activations;
+    last_block_kept_ = false;
     const bool shared = config_.gradient_checkpointing || !keep_activations;
     stream_.resize(std::size_t(keep_activations ? layers : std::min<index_t>(layers, 2)));
     activations_.resize(shared ? 1 : std::size_t(layers));
@@ -316,6 +325,7 @@ class Transformer {
       blocks_[i].forward(*backend_, in, spec_, activations_[shared ? 0 : std::size_t(i)], out, keep_activations);
       in = out;
     }
+    last_block_kept_ = keep_activations && full_layers == layers;
     if (rows.empty()) return in;
     const TensorView<T> out = ensure_allocated(*backend_, selected_, {index_t(rows.size()), config_.width});
     blocks_.back().forward_at(*backend_, in, spec_, rows, activations_[0], out);
@@ -339,6 +349,7 @@ class Transformer {
   ConstView<T> input_;
   bool ran_ = false;   // a forward has run
   bool kept_ = false;  // ... and kept what backward needs
+  bool last_block_kept_ = false;  // ... and no backward has overwritten the last block's activations since
 };
 
 }  // namespace froster::nn

@@ -107,8 +107,9 @@ std::optional<double> cosine_distillation_step(Context ctx, const CosineDistilla
     // Row blocks of whole register tiles (MR rows), at most 8 tiles so a block stays in cache and at least 4
     // blocks per thread where there are rows for them. Each thread takes the blocks of its own share first, then
     // those its neighbours have not started (rows_driver::run_dynamic): a worker that wakes late, or is
-    // descheduled by a busy host, leaves its blocks to the others instead of holding up the step. On 16 threads of a 16-core VM, split statically the step was
-    // slower than the composition (whose GEMMs balance dynamically) in 4 of 6 medians, this way in none.
+    // descheduled by a busy host, leaves its blocks to the others instead of holding up the step. On 16 threads of
+    // a 16-core VM, split statically the step was slower than the composition (whose GEMMs balance dynamically) in
+    // 4 of 6 medians, with the blocks handed out dynamically in none.
     const index_t tiles = std::clamp<index_t>(panels / (threads * 4), 1, 8);
     const index_t blocks = detail::ceil_div(panels, tiles);
     const auto block_rows = [&](index_t b) {

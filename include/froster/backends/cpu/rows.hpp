@@ -27,19 +27,19 @@ namespace rows_driver {
 /// Below this many elements a call runs on the calling thread: waking the pool costs more than it saves.
 inline constexpr index_t serial_elements = index_t(1) << 14;
 
-/// Runs task(b) for b in [0, tasks) over the pool. Thread t owns the contiguous share [t * tasks / n, (t + 1) *
-/// tasks / n) and takes its own tasks first, front to back; a thread done with its share then takes the tasks
-/// its neighbours have not started. The same rows land on the same core call after call, so data that a kernel
-/// reads again (a benchmark's loop, a block's LayerNorm input written by a GEMM split the same way) stays in that
-/// core's L2: taking tasks from one shared counter spread them over both cores, which halved the rate of
-/// L2-sized row kernels on the 2 MiB-L2 Xeon (benchmarks/kernels/ROWS.md). A worker that wakes late, or is
-/// descheduled by a busy host, still finds its share taken over instead of holding the call up. Which thread
-/// runs a task never changes what the task computes, so results stay independent of the thread count and of
-/// the timing.
+/// Runs task(b) for b in [0, tasks) over the pool. With n = min(pool size, tasks), pool thread t < n owns the
+/// contiguous share [t * tasks / n, (t + 1) * tasks / n) and takes its own tasks first, front to back; a thread
+/// done with its share (or owning none) then takes the tasks of the other shares that have not started. The same
+/// rows land on the same core call after call, so data that a kernel reads again (a benchmark's loop, a block's
+/// LayerNorm input written by a GEMM split the same way) stays in that core's L2: taking tasks from one shared
+/// counter spread them over the cores, which cost L2-sized row kernels 20-30% on the 2 MiB-L2 Xeon
+/// (benchmarks/kernels/ROWS.md). A worker that wakes late, or is descheduled by a busy host, still finds its share
+/// taken over instead of holding the call up. Which thread runs a task never changes what the task computes, so
+/// results stay independent of the thread count and of the timing.
 template <class TaskFn>
 void run_dynamic(Context ctx, index_t tasks, TaskFn&& task) {
-  const index_t threads = std::min<index_t>(ctx.pool->size(), tasks);
-  if (threads <= 1) {
+  const index_t pool_threads = ctx.pool->size(), shares_count = std::min<index_t>(pool_threads, tasks);
+  if (shares_count <= 1) {
     for (index_t b = 0; b < tasks; ++b) task(b);
     return;
   }
@@ -47,14 +47,15 @@ void run_dynamic(Context ctx, index_t tasks, TaskFn&& task) {
     std::atomic<index_t> next;
     index_t end;
   };
-  std::unique_ptr<Share[]> shares(new Share[std::size_t(threads)]);
-  for (index_t t = 0; t < threads; ++t) {
-    shares[std::size_t(t)].next.store(tasks * t / threads, std::memory_order_relaxed);
-    shares[std::size_t(t)].end = tasks * (t + 1) / threads;
+  std::unique_ptr<Share[]> shares(new Share[std::size_t(shares_count)]);
+  for (index_t t = 0; t < shares_count; ++t) {
+    shares[std::size_t(t)].next.store(tasks * t / shares_count, std::memory_order_relaxed);
+    shares[std::size_t(t)].end = tasks * (t + 1) / shares_count;
   }
-  ctx.pool->parallel_for(threads, [&](index_t self) {
-    for (index_t k = 0; k < threads; ++k) {  // own share first, then the others' in turn
-      Share& share = shares[std::size_t((self + k) % threads)];
+  // One task per pool thread, so the calling thread (pool task 0) always owns share 0.
+  ctx.pool->parallel_for(pool_threads, [&](index_t self) {
+    for (index_t k = 0; k < shares_count; ++k) {  // own share first, then the others' in turn
+      Share& share = shares[std::size_t((self + k) % shares_count)];
       for (index_t b = share.next.fetch_add(1, std::memory_order_relaxed); b < share.end;
            b = share.next.fetch_add(1, std::memory_order_relaxed))
         task(b);
