@@ -311,10 +311,10 @@ class Transformer {
                         " tokens need ", spec.batch * spec.tokens, " rows, x has ", x.rows());
     spec_ = spec;
     input_ = x;
-    ran_ = true;
+    // Set again only once every block has run: after a forward that threw, backward refuses to run on a mix of
+    // this forward's tensors and the previous one's.
+    ran_ = kept_ = last_block_kept_ = false;
     const index_t layers = config_.layers, full_layers = rows.empty() ? layers : layers - 1;
-    kept_ = keep_activations;
-    last_block_kept_ = false;
     const bool shared = config_.gradient_checkpointing || !keep_activations;
     stream_.resize(std::size_t(keep_activations ? layers : std::min<index_t>(layers, 2)));
     activations_.resize(shared ? 1 : std::size_t(layers));
@@ -325,10 +325,14 @@ class Transformer {
       blocks_[i].forward(*backend_, in, spec_, activations_[shared ? 0 : std::size_t(i)], out, keep_activations);
       in = out;
     }
-    last_block_kept_ = keep_activations && full_layers == layers;
-    if (rows.empty()) return in;
+    if (rows.empty()) {
+      ran_ = true;
+      kept_ = last_block_kept_ = keep_activations;
+      return in;
+    }
     const TensorView<T> out = ensure_allocated(*backend_, selected_, {index_t(rows.size()), config_.width});
     blocks_.back().forward_at(*backend_, in, spec_, rows, activations_[0], out);
+    ran_ = true;
     return out;
   }
 
