@@ -156,16 +156,21 @@ TEST_CASE("Gradient checkpointing recomputes the same gradients and keeps less m
     froster::nn::VisionTransformer<ReferenceBackend, double> model(backend, tiny_vision(true, checkpointing), 21);
     const Tensor<double> pixels = froster::test::random_tensor<double>({6, 3, 6, 6}, 6);
     const Tensor<double> weights = froster::test::random_tensor<double>({6, 3}, 7);
+    const auto all_gradients = [&] {
+      std::vector<double> grads;
+      for (auto& e : model.parameters().entries())
+        grads.insert(grads.end(), e.grad.data(), e.grad.data() + e.grad.numel());
+      return grads;
+    };
     model.forward(pixels.cview(), 3);
     model.backward(weights.cview());
     activation_bytes = model.activation_bytes();
-    std::vector<double> grads;
-    for (auto& e : model.parameters().entries()) grads.insert(grads.end(), e.grad.data(), e.grad.data() + e.grad.numel());
+    const std::vector<double> grads = all_gradients();
     // A second backward without a forward accumulates the same gradients again. Checkpointing, the first used the
-    // last block's activations as forward left them; backward overwrote them, so this one must recompute them.
+    // last block's activations as forward left them; recomputing the earlier blocks replaced them, so this one
+    // must recompute them.
     model.backward(weights.cview());
-    std::vector<double> twice;
-    for (auto& e : model.parameters().entries()) twice.insert(twice.end(), e.grad.data(), e.grad.data() + e.grad.numel());
+    const std::vector<double> twice = all_gradients();
     std::vector<double> doubled(grads);
     for (double& g : doubled) g *= 2.0;
     FROSTER_REQUIRE_CLOSE(ConstView<double>(twice.data(), {index_t(twice.size())}),

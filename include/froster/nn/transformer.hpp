@@ -241,7 +241,7 @@ class Transformer {
     config_.gradient_checkpointing = on;
     activations_.clear();
     kept_ = false;  // the activations the last forward kept are gone: backward needs a new training forward
-    last_block_kept_ = false;
+    shared_holds_ = -1;
   }
 
   /// Runs every block over x [rows, width]; `x` must stay alive and unchanged until backward. The result stays
@@ -274,16 +274,16 @@ class Transformer {
     check::same_extents(op, "y", stream_.back().cview(), "dy", dy);
     if (!dx.is_null()) check::same_extents(op, "x", input_, "dx", dx);
     for (Tensor<T>& g : d_stream_) ensure_allocated(*backend_, g, input_.extents());
-    // Checkpointing, the shared buffer still holds the last block's activations from forward: that block need
-    // not run again. Backward overwrites them, so a second backward recomputes it.
-    const bool last_block_ready = last_block_kept_;
-    last_block_kept_ = false;
     ConstView<T> d_out = dy;
     for (index_t i = config_.layers - 1; i >= 0; --i) {
       const ConstView<T> in = i == 0 ? input_ : stream_[i - 1].cview();
-      // The recomputed output lands where forward put it: block i + 1 no longer needs it.
-      if (config_.gradient_checkpointing && !(i == config_.layers - 1 && last_block_ready))
+      // Checkpointing, block i runs again unless the shared buffer still holds its activations (the last block's,
+      // right after forward). The recomputed output lands where forward put it: block i + 1 no longer needs it.
+      if (config_.gradient_checkpointing && shared_holds_ != i) {
+        shared_holds_ = -1;  // until the recomputation has finished
         blocks_[i].forward(*backend_, in, spec_, block_activations(i), stream_[i]);
+        shared_holds_ = i;
+      }
       TensorView<T> d_in = (i == 0 && !dx.is_null()) ? dx : d_stream_[std::size_t(i % 2)].view();
       blocks_[i].backward(*backend_, ones_, in, spec_, block_activations(i), gradients_, d_out, d_in);
       d_out = d_in;
@@ -313,7 +313,8 @@ class Transformer {
     input_ = x;
     // Set again only once every block has run: after a forward that threw, backward refuses to run on a mix of
     // this forward's tensors and the previous one's.
-    ran_ = kept_ = last_block_kept_ = false;
+    ran_ = kept_ = false;
+    shared_holds_ = -1;
     const index_t layers = config_.layers, full_layers = rows.empty() ? layers : layers - 1;
     const bool shared = config_.gradient_checkpointing || !keep_activations;
     stream_.resize(std::size_t(keep_activations ? layers : std::min<index_t>(layers, 2)));
@@ -327,7 +328,8 @@ class Transformer {
     }
     if (rows.empty()) {
       ran_ = true;
-      kept_ = last_block_kept_ = keep_activations;
+      kept_ = keep_activations;
+      if (keep_activations) shared_holds_ = layers - 1;
       return in;
     }
     const TensorView<T> out = ensure_allocated(*backend_, selected_, {index_t(rows.size()), config_.width});
@@ -353,7 +355,7 @@ class Transformer {
   ConstView<T> input_;
   bool ran_ = false;   // a forward has run
   bool kept_ = false;  // ... and kept what backward needs
-  bool last_block_kept_ = false;  // ... and no backward has overwritten the last block's activations since
+  index_t shared_holds_ = -1;  // the block whose activations the shared buffer (checkpointing) holds, or -1
 };
 
 }  // namespace froster::nn
