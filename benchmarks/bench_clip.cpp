@@ -33,7 +33,7 @@
 #include <utility>
 #include <vector>
 
-#include "bench_threads.hpp"
+#include "bench_options.hpp"
 #include "froster/cpu.hpp"
 #include "froster/nn.hpp"
 
@@ -252,6 +252,7 @@ struct BlockParts {
         x(normal_tensor({rows, width}, 1.0, 5)), y(Tensor<float>::host({rows, width})),
         dy(normal_tensor({rows, width}, 1.0, 6)), dx(Tensor<float>::host({rows, width})) {
     params.initialize(1);
+    params.ensure_gradients();  // backward_parameters accumulates into them, as a model's backward does
     acts.ensure(backend(), rows, width, heads, 4 * width);
     grads.ensure(backend(), rows, width, 4 * width);
   }
@@ -408,14 +409,15 @@ void profile_text_embedding(benchmark::State& state) {
 benchmark::internal::Benchmark* compared(const char* name, void (*fn)(benchmark::State&), const char* arg_name) {
   // Each repetition is the mean of as many iterations as 1 s takes (one for the heavy cases); three repetitions,
   // reported as mean/median/stddev/cv, because the machine may be shared.
-  return benchmark::RegisterBenchmark(name, fn)
-      ->ArgName(arg_name)
-      ->UseRealTime()
-      ->MeasureProcessCPUTime()  // CPU time of every thread: on a shared machine, the work done apart from waiting
-      ->Unit(benchmark::kMillisecond)
-      ->MinTime(1.0)
-      ->Repetitions(3)
-      ->ReportAggregatesOnly(true);
+  return froster::bench::registered(
+      benchmark::RegisterBenchmark(name, fn)
+          ->ArgName(arg_name)
+          ->UseRealTime()
+          ->MeasureProcessCPUTime()  // CPU time of every thread: on a shared machine, the work done apart from waiting
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(1.0)
+          ->Repetitions(3)
+          ->ReportAggregatesOnly(true));
 }
 
 const bool registered = [] {
@@ -425,8 +427,9 @@ const bool registered = [] {
   compared("clip/froster/vision_train_step", vision_train_step<false>, "frames")->Arg(8);
   compared("clip/froster/vision_train_step_checkpointing", vision_train_step<true>, "frames")->Arg(8);
   const auto profile = [](const char* name, void (*fn)(benchmark::State&), const char* arg_name, index_t arg) {
-    benchmark::RegisterBenchmark(name, fn)->ArgName(arg_name)->Arg(arg)->UseRealTime()->Unit(
-        benchmark::kMillisecond)->MinTime(1.0);
+    froster::bench::registered(
+        benchmark::RegisterBenchmark(name, fn)->ArgName(arg_name)->Arg(arg)->UseRealTime()->Unit(
+            benchmark::kMillisecond)->MinTime(1.0));
   };
   profile("clip/froster/profile/vision_block_forward", profile_block<false, false>, "frames", 8);
   profile("clip/froster/profile/vision_block_backward", profile_block<false, true>, "frames", 8);

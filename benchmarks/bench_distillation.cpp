@@ -20,7 +20,7 @@
 #include <type_traits>
 #include <unsupported/Eigen/SpecialFunctions>
 
-#include "bench_threads.hpp"
+#include "bench_options.hpp"
 #include "froster/cpu.hpp"
 #include "froster/eigen.hpp"
 #include "froster/froster.hpp"
@@ -71,7 +71,7 @@ void set_counters(benchmark::State& state, index_t n, double flops_per_iteration
 
 // --- froster backends --------------------------------------------------------------------------------------------
 
-/// The backend of a case: CpuBackend on the benchmarks' thread count (bench_threads.hpp), the others as built.
+/// The backend of a case: CpuBackend on the benchmarks' thread count (bench_options.hpp), the others as built.
 template <class B>
 B make_backend() {
   if constexpr (std::is_same_v<B, froster::CpuBackend>) return B({.threads = froster::bench::threads()});
@@ -219,6 +219,7 @@ void register_case(const std::string& name, void (*fn)(benchmark::State&), bool 
                 ->Repetitions(3)
                 ->ReportAggregatesOnly(true);
   if (slow) b->MinTime(0.1);
+  froster::bench::registered(b);
   for (const index_t n : kRows)
     if (n <= max_rows) b->Arg(n);
 }

@@ -18,7 +18,7 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
-#include "../bench_threads.hpp"
+#include "../bench_options.hpp"
 #include <froster/core/random.hpp>
 #include <froster/cpu.hpp>
 #include <limits>
@@ -202,14 +202,18 @@ const bool registered = [] {
   for (const BenchCase& c : cases)
     for (bool backward : {false, true}) {
       const std::string suffix = std::string("/") + c.name + (backward ? "/bwd" : "/fwd");
-      benchmark::RegisterBenchmark(("attention/froster" + suffix).c_str(),
-                                   [&c, backward](benchmark::State& s) { froster_attention(s, c, backward); })
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
-      benchmark::RegisterBenchmark(("attention/eigen" + suffix).c_str(),
-                                   [&c, backward](benchmark::State& s) { eigen_attention(s, c, backward); })
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
+      froster::bench::registered(benchmark::RegisterBenchmark(("attention/froster" + suffix).c_str(),
+                                                              [&c, backward](benchmark::State& s) {
+                                                                froster_attention(s, c, backward);
+                                                              })
+                                     ->Unit(benchmark::kMillisecond)
+                                     ->UseRealTime());
+      froster::bench::registered(benchmark::RegisterBenchmark(("attention/eigen" + suffix).c_str(),
+                                                              [&c, backward](benchmark::State& s) {
+                                                                eigen_attention(s, c, backward);
+                                                              })
+                                     ->Unit(benchmark::kMillisecond)
+                                     ->UseRealTime());
     }
   return true;
 }();

@@ -18,7 +18,7 @@
 
 // froster first: kernels.hpp includes <immintrin.h> with GCC 12's false -Wmaybe-uninitialized reports of the AVX-512
 // intrinsics switched off, which only holds when it is the first to include it (Eigen includes it too).
-#include "../bench_threads.hpp"
+#include "../bench_options.hpp"
 #include <froster/core/random.hpp>
 #include <froster/cpu.hpp>
 
@@ -209,7 +209,8 @@ const bool registered = [] {
         const std::string label = std::string(family(cs.op)) + "/" + name(impl) + "/" +
                                   (pass == Pass::forward ? "forward/" : "backward/") + std::to_string(cs.rows) + "x" +
                                   std::to_string(cs.cols) + suffix(cs.op);
-        benchmark::RegisterBenchmark(label.c_str(), bm_rows, cs.op, pass, impl, cs.rows, cs.cols)->UseRealTime();
+        froster::bench::registered(
+            benchmark::RegisterBenchmark(label.c_str(), bm_rows, cs.op, pass, impl, cs.rows, cs.cols)->UseRealTime());
       }
   return true;
 }();
