@@ -3,7 +3,10 @@
 
     OPENBLAS_CORETYPE=Zen build/benchmarks/froster_bench_kernels --benchmark_repetitions=3 \
         --benchmark_enable_random_interleaving=true --benchmark_out=run.json --benchmark_out_format=json
-    python3 benchmarks/summarize.py run.json
+    python3 benchmarks/summarize.py run.json [torch_gemm.json]
+
+The optional second file is a run of benchmarks/pytorch/bench_gemm.py (PyTorch's SGEMM on the same shapes): the
+GEMM table then has a torch column and the ratio froster / torch.
 
 Every case is summarised over its repetitions by the median and by the best repetition (the machine this was
 written on is a shared VM whose neighbours take cycles at random: the best repetition is the least disturbed one,
@@ -53,24 +56,27 @@ def ratio(a, b):
 
 def gemm_table(runs):
     peak = rate(runs, "peak/fma/avx512", "GFLOP/s") or rate(runs, "peak/fma/avx2", "GFLOP/s")
+    with_torch = any(n.startswith("gemm/torch/") for n in runs)
     lines = []
     if peak:
         lines.append(f"FMA peak probe: median {peak[0]:.1f} GFLOP/s, best {peak[1]:.1f} GFLOP/s "
                      "(fractions of peak below use the best).\n")
     lines.append("| shape (M x N x K) | op | froster GFLOP/s (median / best) | Eigen | OpenBLAS | froster / Eigen "
-                 "| froster / OpenBLAS | froster best / peak |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
+                 "| froster / OpenBLAS | froster best / peak |" + (" torch | froster / torch |" if with_torch else ""))
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if with_torch else ""))
     shapes = sorted({n.split("/")[2] for n in runs if n.startswith("gemm/")},
                     key=lambda s: [int(x) for x in s.split("x")])
     for shape in shapes:
         for op in ("nt", "nn", "tn"):
-            f, e, o = (rate(runs, f"gemm/{impl}/{shape}/{op}", "GFLOP/s") for impl in ("froster", "eigen", "openblas"))
+            f, e, o, t = (rate(runs, f"gemm/{impl}/{shape}/{op}", "GFLOP/s")
+                          for impl in ("froster", "eigen", "openblas", "torch"))
             if f is None:
                 continue
             lines.append(
                 f"| {shape} | {op} | {fmt(f[0])} / {fmt(f[1])} | {fmt(e and e[0])} | {fmt(o and o[0])} "
                 f"| {fmt(ratio(f[0], e and e[0]), 2)}x | {fmt(ratio(f[0], o and o[0]), 2)}x "
-                f"| {fmt(100 * ratio(f[1], peak and peak[1]) if peak else None, 0)}% |")
+                f"| {fmt(100 * ratio(f[1], peak and peak[1]) if peak else None, 0)}% |"
+                + (f" {fmt(t and t[0])} | {fmt(ratio(f[0], t and t[0]), 2)}x |" if with_torch else ""))
     return "\n".join(lines)
 
 
@@ -107,9 +113,11 @@ def bandwidth_table(runs):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
     context, runs = load(sys.argv[1])
+    if len(sys.argv) == 3:
+        runs.update(load(sys.argv[2])[1])
     reps = max((len(v) for v in runs.values()), default=0)
     print(f"Run {context.get('date', '?')} on {context.get('num_cpus', '?')} CPUs at {context.get('mhz_per_cpu', '?')} "
           f"MHz, load average at start {context.get('load_avg', '?')}, up to {reps} repetitions per case.\n")
