@@ -38,6 +38,7 @@ import torch.utils.checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "reference"))
 from make_clip_fixtures import TextTransformer, Transformer, VisionTransformer  # noqa: E402
+from timing import repetitions_of  # noqa: E402
 
 VISION = dict(image_size=224, patch_size=16, width=768, layers=12, heads=12, output_dim=512)
 TEXT = dict(context_length=77, vocab_size=49408, width=512, layers=12, heads=8, output_dim=512)
@@ -154,17 +155,8 @@ def run_case(name, repetitions, min_time, profile):
         raise SystemExit(f"{name}: features are not finite")
     if time.perf_counter() - start < min_time:
         step()
-    times, cpu_times = [], []
-    for _ in range(repetitions):
-        iterations, start, cpu_start = 0, time.perf_counter(), time.process_time()
-        while True:
-            step()
-            iterations += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_time:
-                break
-        times.append(elapsed / iterations)
-        cpu_times.append((time.process_time() - cpu_start) / iterations)
+    runs = repetitions_of(step, min_time, repetitions)
+    times, cpu_times = [r[0] for r in runs], [r[1] for r in runs]
     result = {
         "name": name,
         "median_ms": 1e3 * statistics.median(times),

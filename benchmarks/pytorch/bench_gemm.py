@@ -22,27 +22,13 @@ import argparse
 import datetime
 import json
 import os
-import time
 
 import torch
 
+from timing import repetitions_of
+
 ROWS = 1576  # 8 frames x 197 tokens
 SHAPES = [(768, 768), (2304, 768), (3072, 768), (768, 3072)]  # (N, K)
-
-
-def run_case(fn, min_time, repetitions):
-    fn()  # warm-up
-    times = []
-    for _ in range(repetitions):
-        iterations, start = 0, time.perf_counter()
-        while True:
-            fn()
-            iterations += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_time:
-                break
-        times.append((elapsed / iterations, iterations))
-    return times
 
 
 def main():
@@ -68,8 +54,9 @@ def main():
             out = torch.empty(out_shape)
             name = f"gemm/torch/{ROWS}x{n}x{k}/{op}"
             flops = 2.0 * ROWS * n * k
-            for rep, (seconds, iterations) in enumerate(run_case(lambda: product(out), args.min_time,
-                                                                  args.repetitions)):
+            product(out)  # warm-up
+            for rep, (seconds, _, iterations) in enumerate(repetitions_of(lambda: product(out), args.min_time,
+                                                                          args.repetitions)):
                 records.append({"name": name, "run_name": name, "run_type": "iteration", "repetitions":
                                 args.repetitions, "repetition_index": rep, "iterations": iterations,
                                 "real_time": seconds * 1e9, "time_unit": "ns", "GFLOP/s": flops / seconds / 1e9})
