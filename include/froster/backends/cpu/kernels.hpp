@@ -7,6 +7,7 @@
 /// at run time and argument-dependent lookup finds the right namespace.
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "froster/backends/cpu/isa.hpp"
