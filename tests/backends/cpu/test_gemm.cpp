@@ -147,13 +147,39 @@ TEST_CASE("gemm results are bitwise identical run to run", "[cpu][gemm][threads]
   }
 }
 
+TEST_CASE("a one-row gemm is bitwise the first row of the same product through the tiles", "[cpu][gemm]") {
+  // M = 1 with contiguous rows of op(B) (a bias gradient: a row of ones times dY) skips packing; each element must
+  // still get the tiled path's arithmetic, so it equals row 0 of the product with more rows. Columns around the
+  // vector and group widths, k over one and several k blocks, every alpha/beta branch, 1 to 3 threads.
+  const float beta = GENERATE(0.0f, 1.0f, -0.5f);
+  const Transpose ta = GENERATE(Transpose::no, Transpose::yes);
+  for (const Shape s : {Shape{1, 1, 1}, Shape{1, 17, 3}, Shape{1, 197, 300}, Shape{1, 1576, 77}, Shape{1, 701, 1576}}) {
+    CAPTURE(s.n, s.k, beta, name(ta));
+    const index_t rows = 13;
+    const LaidOut<float> a = operand(rows, s.k, ta, Layout::row_major, 41);
+    const LaidOut<float> b(s.k, s.n, Layout::padded_rows, 42);
+    LaidOut<float> tiled(rows, s.n, Layout::row_major, 43);
+    CpuBackend({.threads = 2}).gemm(0.75f, ConstView<float>(a.view), ta, ConstView<float>(b.view), Transpose::no, beta,
+                                    tiled.view);
+    const ConstView<float> a_row = ta == Transpose::no ? ConstView<float>(a.view).slice_rows(0, 1)
+                                                       : ConstView<float>(a.view).transposed().slice_rows(0, 1).transposed();
+    for (int threads : {1, 2, 3}) {
+      CAPTURE(threads);
+      LaidOut<float> row(1, s.n, Layout::row_major, 43);  // the same C values as row 0 of `tiled` had
+      CpuBackend({.threads = threads}).gemm(0.75f, a_row, ta, ConstView<float>(b.view), Transpose::no, beta, row.view);
+      for (index_t j = 0; j < s.n; ++j) REQUIRE(std::memcmp(&row.view(0, j), &tiled.view(0, j), sizeof(float)) == 0);
+    }
+  }
+}
+
 TEST_CASE("gemm epilogue sees every finished element once", "[cpu][gemm]") {
   // A fused bias add + GELU, against GEMM, bias and GELU done one after the other by the reference.
   const CpuBackend cpu_backend({.threads = 2});
   const Layout lc = GENERATE(Layout::row_major, Layout::column_major);
   const index_t k = GENERATE(index_t(0), index_t(300));
-  const Shape s{45, 37, k};
-  CAPTURE(to_string(lc), k);
+  const index_t m = GENERATE(index_t(45), index_t(1));  // 1: the one-row path (no packing) calls it too
+  const Shape s{m, 37, k};
+  CAPTURE(to_string(lc), k, m);
   const LaidOut<float> a(s.m, s.k, Layout::row_major, 31), b(s.n, s.k, Layout::row_major, 32);
   const LaidOut<float> bias(1, s.n, Layout::row_major, 33);
   LaidOut<float> got(s.m, s.n, lc, 34), want(s.m, s.n, lc, 34);

@@ -14,6 +14,8 @@
 ///     packed by the first thread that needs it; threads start at different units and leave a unit another thread
 ///     is packing for last. No barrier, no packing phase of its own.
 ///   - Small M (few row panels per thread) splits C by columns as well, where that does less padded work.
+///   - One row (M = 1, e.g. a bias gradient: a row of ones times dY) with contiguous rows of op(B) skips packing:
+///     column chunks over the pool, each element through the micro-kernel's chain (gemm_row_block).
 /// Packing reads A and B through their strides, so any layout costs only in packing. A C with unit row stride
 /// (column-major) is computed as C^T = op(B)^T op(A)^T; any other non-unit column stride goes through a scratch
 /// tile. Work is split over C only, never over k, and the k blocks depend only on k; each element's arithmetic is
@@ -184,6 +186,25 @@ void gemm_rows_serial(Tag tag, index_t rows, index_t n, index_t k, const float* 
     gemm_block(tag, rows, n, kcur, packed_a, packed_b + p0 * nr, nr * k, c, ldc, 1, alpha, p0 == 0 ? 0.0f : 1.0f,
                p0 + kcur == k ? epi : nullptr, row0, index_t(0));
   }
+}
+
+/// A one-row product (m == 1) whose op(B) has contiguous rows, unpacked: column chunks of whole groups over the
+/// pool, each through every k block in order (gemm_row_block), so each element's arithmetic is the tiled path's.
+template <class Tag, class Epilogue>
+void gemm_row_run(ThreadPool& pool, Tag tag, const GemmProblem& g, const Epilogue* epi) {
+  const index_t kc = gemm_k_block(tag, g.k);
+  const index_t width = 4 * gemm_blocking(tag).nr;  // gemm_row_block's column group
+  const index_t groups = ceil_div(g.n, width);
+  const bool serial = double(g.n) * double(g.k) < gemm_serial_work || pool.size() == 1;
+  const index_t tasks = serial ? 1 : std::min<index_t>(groups, pool.size());
+  pool.parallel_for(tasks, [&](index_t t) {
+    const index_t j0 = std::min(g.n, groups * t / tasks * width), j1 = std::min(g.n, groups * (t + 1) / tasks * width);
+    if (j1 <= j0) return;
+    for (index_t p0 = 0; p0 < g.k; p0 += kc)
+      gemm_row_block(tag, j1 - j0, std::min(kc, g.k - p0), g.a + p0 * g.csa, g.csa, g.b + p0 * g.rsb + j0, g.rsb,
+                     g.c + j0, g.alpha, p0 == 0 ? g.beta : 1.0f);
+    if (epi != nullptr) (*epi)(tag, index_t(0), j0, g.c + j0, j1 - j0);
+  });
 }
 
 enum : std::uint8_t { b_unpacked = 0, b_packing = 1, b_packed = 2 };
@@ -364,8 +385,14 @@ bool gemm(Context ctx, T alpha, ConstView<T> a, Transpose ta, ConstView<T> b, Tr
       }
     }
 
-    const float* prepacked = packed != nullptr && !swapped && packed->isa() == ctx.isa ? packed->panels() : nullptr;
     const detail::GemmProblem problem{m, n, k, pa, rsa, csa, pb, rsb, csb, pc, rsc, csc, alpha, beta};
+    if (m == 1 && csc == 1 && csb == 1) {  // a bias gradient (a row of ones times dY): no packing, no padded rows
+      dispatch(ctx.isa, [&](auto tag) {
+        detail::gemm_row_run(*ctx.pool, tag, problem, has_epilogue ? &epi : static_cast<const Epilogue*>(nullptr));
+      });
+      return true;
+    }
+    const float* prepacked = packed != nullptr && !swapped && packed->isa() == ctx.isa ? packed->panels() : nullptr;
     dispatch(ctx.isa, [&](auto tag) {
       detail::gemm_run(*ctx.pool, tag, problem, has_epilogue ? &epi : static_cast<const Epilogue*>(nullptr),
                        prepacked);

@@ -35,6 +35,15 @@ inline vf gemm_madd(vf a, vf b, vf c) {
   else return fmadd(a, b, c);
 }
 
+/// C's new value from an accumulator, as every path of the GEMM forms it: alpha acc when beta == 0 (C is not read,
+/// so NaN in C does not propagate), alpha acc + C when beta == 1, alpha acc + beta C otherwise. `old` loads C.
+template <class LoadC>
+inline vf gemm_c_value(vf acc, vf va, float beta, vf vb, LoadC&& old) {
+  if (beta == 0.0f) return mul(va, acc);
+  if (beta == 1.0f) return fmadd(va, acc, old());
+  return fmadd(va, acc, mul(vb, old()));
+}
+
 /// C tile [MR, NR] (row stride ldc, unit column stride) = alpha (A panel x B panel) + beta C over kc steps: the A
 /// panel holds MR values per step, the B panel NR. beta == 0 overwrites C without reading it (NaN in C does not
 /// propagate). This store is the step an epilogue follows, while the tile is still in L1 (see gemm_block).
@@ -68,29 +77,46 @@ inline void gemm_micro_kernel(Tag, index_t kc, const float* __restrict a, const 
     a += gemm_mr;
     b += gemm_nr;
   }
-  const vf va = set1(alpha);
-  if (beta == 0.0f) {
+  const vf va = set1(alpha), vb = set1(beta);
 #pragma GCC unroll 16
-    for (index_t r = 0; r < gemm_mr; ++r)
+  for (index_t r = 0; r < gemm_mr; ++r)
 #pragma GCC unroll 4
-      for (index_t v = 0; v < gemm_nv; ++v) store(c + r * ldc + v * lanes, mul(va, acc[r][v]));
-  } else if (beta == 1.0f) {
-#pragma GCC unroll 16
-    for (index_t r = 0; r < gemm_mr; ++r)
-#pragma GCC unroll 4
-      for (index_t v = 0; v < gemm_nv; ++v) {
-        float* cp = c + r * ldc + v * lanes;
-        store(cp, fmadd(va, acc[r][v], load(cp)));
-      }
-  } else {
-    const vf vb = set1(beta);
-#pragma GCC unroll 16
-    for (index_t r = 0; r < gemm_mr; ++r)
-#pragma GCC unroll 4
-      for (index_t v = 0; v < gemm_nv; ++v) {
-        float* cp = c + r * ldc + v * lanes;
-        store(cp, fmadd(va, acc[r][v], mul(vb, load(cp))));
-      }
+    for (index_t v = 0; v < gemm_nv; ++v) {
+      float* cp = c + r * ldc + v * lanes;
+      store(cp, gemm_c_value(acc[r][v], va, beta, vb, [&] { return load(cp); }));
+    }
+}
+
+/// One k block of a one-row product: c[0, n) = alpha (a B) + beta c over kc steps, a[p * as] the row's value at
+/// step p, B's step p at b + p * rsb (contiguous columns), no packing. Each column's chain is the micro-kernel's (a
+/// zero accumulator, one multiply-add per step in step order, the same update of C), so the row is bitwise what the
+/// tiled path computes for it: only the MR - 1 rows of padding a tile would add and the packing are saved.
+inline void gemm_row_block(Tag, index_t n, index_t kc, const float* a, index_t as, const float* b, index_t rsb,
+                           float* c, float alpha, float beta) {
+  constexpr index_t group = 8;  // vectors of columns per pass over the k block: enough chains to hide the FMA latency
+  const vf va = set1(alpha), vb = set1(beta);
+  index_t j = 0;
+  for (; j + group * lanes <= n; j += group * lanes) {
+    vf acc[group];
+#pragma GCC unroll 8
+    for (index_t v = 0; v < group; ++v) acc[v] = zero();
+    for (index_t p = 0; p < kc; ++p) {
+      const vf av = set1(a[p * as]);
+      const float* bp = b + p * rsb + j;
+#pragma GCC unroll 8
+      for (index_t v = 0; v < group; ++v) acc[v] = gemm_madd(av, load(bp + v * lanes), acc[v]);
+    }
+#pragma GCC unroll 8
+    for (index_t v = 0; v < group; ++v) {
+      float* cp = c + j + v * lanes;
+      store(cp, gemm_c_value(acc[v], va, beta, vb, [&] { return load(cp); }));
+    }
+  }
+  for (; j < n; j += lanes) {  // the last columns, a vector (or the partial one) per pass
+    const index_t w = std::min(lanes, n - j);
+    vf acc = zero();
+    for (index_t p = 0; p < kc; ++p) acc = gemm_madd(set1(a[p * as]), load_partial(b + p * rsb + j, w), acc);
+    store_partial(c + j, gemm_c_value(acc, va, beta, vb, [&] { return load_partial(c + j, w); }), w);
   }
 }
 
