@@ -4,9 +4,9 @@
 ///   FROSTER_BENCH_THREADS=n  the thread count: 2 by default, the development machine's cores, on which the results
 ///                            tables were measured (1 measures the kernels without the pool's wake-up; 0 means every
 ///                            hardware thread). The froster and the comparison sides of a case run on the same count.
-///   FROSTER_BENCH_SMOKE=1    one short repetition of every case instead of the measured runs: the `bench_smoke_*`
-///                            tests (benchmarks/CMakeLists.txt) run each binary this way, so a case that throws,
-///                            crashes or reports an error fails the test suite instead of the next measurement.
+///   FROSTER_BENCH_SMOKE=1    one short repetition of every case instead of the measured runs: the tests
+///                            `froster_bench_*_smoke` (benchmarks/CMakeLists.txt) run each binary this way, so a
+///                            case that throws, crashes or reports an error fails the test suite.
 
 #include <benchmark/benchmark.h>
 

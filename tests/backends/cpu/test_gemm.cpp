@@ -97,6 +97,9 @@ TEST_CASE("gemm applies alpha and beta, and beta = 0 overwrites NaN in C", "[cpu
   for (const Layout lc : {Layout::row_major, Layout::column_major, Layout::reversed_rows})
     check_gemm(cpu_backend, {19, 40, 33}, Transpose::yes, Transpose::yes, alpha, 0.0f, Layout::row_major,
                Layout::row_major, lc, /*nan_c=*/true);
+  // One row with contiguous rows of op(B): the unpacked one-row path, over two k blocks.
+  check_gemm(cpu_backend, {1, 40, 270}, Transpose::no, Transpose::no, alpha, beta, Layout::row_major,
+             Layout::row_major, Layout::row_major, /*nan_c=*/beta == 0.0f);
 }
 
 TEST_CASE("gemm with k = 0 scales C by beta", "[cpu][gemm]") {
@@ -153,7 +156,8 @@ TEST_CASE("a one-row gemm is bitwise the first row of the same product through t
   // vector and group widths, k over one and several k blocks, every alpha/beta branch, 1 to 3 threads.
   const float beta = GENERATE(0.0f, 1.0f, -0.5f);
   const Transpose ta = GENERATE(Transpose::no, Transpose::yes);
-  for (const Shape s : {Shape{1, 1, 1}, Shape{1, 17, 3}, Shape{1, 197, 300}, Shape{1, 1576, 77}, Shape{1, 701, 1576}}) {
+  for (const Shape s : {Shape{1, 1, 1}, Shape{1, 17, 3}, Shape{1, 197, 300}, Shape{1, 1576, 77}, Shape{1, 701, 1576},
+                        Shape{1, 3077, 100}}) {
     CAPTURE(s.n, s.k, beta, name(ta));
     const index_t rows = 13;
     const LaidOut<float> a = operand(rows, s.k, ta, Layout::row_major, 41);
@@ -180,7 +184,9 @@ TEST_CASE("gemm epilogue sees every finished element once", "[cpu][gemm]") {
   const index_t m = GENERATE(index_t(45), index_t(1));  // 1: the one-row path (no packing) calls it too
   const Shape s{m, 37, k};
   CAPTURE(to_string(lc), k, m);
-  const LaidOut<float> a(s.m, s.k, Layout::row_major, 31), b(s.n, s.k, Layout::row_major, 32);
+  // b is op(B)^T; stored column-major for M = 1, so that op(B) has contiguous rows and the one-row path runs.
+  const LaidOut<float> a(s.m, s.k, Layout::row_major, 31);
+  const LaidOut<float> b(s.n, s.k, m == 1 ? Layout::column_major : Layout::row_major, 32);
   const LaidOut<float> bias(1, s.n, Layout::row_major, 33);
   LaidOut<float> got(s.m, s.n, lc, 34), want(s.m, s.n, lc, 34);
   std::vector<int> visits(std::size_t(s.m * s.n), 0);

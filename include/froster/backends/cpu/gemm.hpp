@@ -193,7 +193,7 @@ void gemm_rows_serial(Tag tag, index_t rows, index_t n, index_t k, const float* 
 template <class Tag, class Epilogue>
 void gemm_row_run(ThreadPool& pool, Tag tag, const GemmProblem& g, const Epilogue* epi) {
   const index_t kc = gemm_k_block(tag, g.k);
-  const index_t width = 4 * gemm_blocking(tag).nr;  // gemm_row_block's column group
+  const index_t width = gemm_row_columns(tag);  // gemm_row_block's column group
   const index_t groups = ceil_div(g.n, width);
   const bool serial = double(g.n) * double(g.k) < gemm_serial_work || pool.size() == 1;
   const index_t tasks = serial ? 1 : std::min<index_t>(groups, pool.size());
@@ -333,8 +333,9 @@ void gemm_run(ThreadPool& pool, Tag tag, const GemmProblem& g, const Epilogue* e
 
 /// C = alpha op(A) op(B) + beta C, then `epi` on every finished row segment of C (see the file comment).
 /// `packed`: op(B) pre-packed (b and tb are then its source), used where the case allows: packed at this ISA
-/// level, and not the transposed product C^T = op(B)^T op(A)^T that a column-major C without an epilogue runs;
-/// those cases read the source instead (the same values while it is unchanged). Null packs op(B) here.
+/// level, and not the transposed product C^T = op(B)^T op(A)^T that a column-major C without an epilogue runs, nor
+/// a one-row product (which packs nothing); those cases read the source instead (the same values while it is
+/// unchanged). Null packs op(B) here.
 template <class T, class Epilogue>
 bool gemm(Context ctx, T alpha, ConstView<T> a, Transpose ta, ConstView<T> b, Transpose tb, T beta, TensorView<T> c,
           const Epilogue& epi, const PackedGemmOperand* packed = nullptr) {

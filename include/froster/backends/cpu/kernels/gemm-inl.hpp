@@ -24,7 +24,8 @@ inline GemmBlocking gemm_blocking(Tag) {
 }
 
 /// How far ahead, in floats of the packed A panel (16 steps of 12 rows here), the AVX-512 micro-kernel prefetches its
-/// A stream into L1: left to the hardware prefetchers, the Xeon's GEMMs ran 2-5% slower (benchmarks/kernels/GEMM.md).
+/// A stream into L1: left to the hardware prefetchers, the Xeon's GEMMs ran about 3% slower, up to 6%
+/// (benchmarks/kernels/GEMM.md).
 /// Not at AVX2, tuned on a Zen 3 without it.
 inline constexpr index_t gemm_a_prefetch = isa == Isa::avx512 ? 192 : 0;
 
@@ -54,12 +55,12 @@ inline void gemm_micro_kernel(Tag, index_t kc, const float* __restrict a, const 
   for (index_t r = 0; r < gemm_mr; ++r)
 #pragma GCC unroll 4
     for (index_t v = 0; v < gemm_nv; ++v) acc[r][v] = zero();
-  // The C tile is written at the end: start fetching it now, the first and the last line of each row (a row is two
-  // lines at AVX-512, or straddles two when C's rows are not 64-byte aligned).
+  // The C tile is written at the end: start fetching it now, each row's first line, and its last at AVX-512 (where
+  // a row is two lines).
 #pragma GCC unroll 16
   for (index_t r = 0; r < gemm_mr; ++r) {
     __builtin_prefetch(c + r * ldc, 1);
-    __builtin_prefetch(c + r * ldc + gemm_nr - 1, 1);
+    if constexpr (isa == Isa::avx512) __builtin_prefetch(c + r * ldc + gemm_nr - 1, 1);
   }
 #pragma GCC unroll 4
   for (index_t p = 0; p < kc; ++p) {
@@ -87,13 +88,17 @@ inline void gemm_micro_kernel(Tag, index_t kc, const float* __restrict a, const 
     }
 }
 
+/// Vectors of columns per pass of gemm_row_block over a k block: enough independent chains to hide the FMA latency.
+inline constexpr index_t gemm_row_group = 8;
+inline index_t gemm_row_columns(Tag) { return gemm_row_group * lanes; }
+
 /// One k block of a one-row product: c[0, n) = alpha (a B) + beta c over kc steps, a[p * as] the row's value at
 /// step p, B's step p at b + p * rsb (contiguous columns), no packing. Each column's chain is the micro-kernel's (a
 /// zero accumulator, one multiply-add per step in step order, the same update of C), so the row is bitwise what the
 /// tiled path computes for it: only the MR - 1 rows of padding a tile would add and the packing are saved.
 inline void gemm_row_block(Tag, index_t n, index_t kc, const float* a, index_t as, const float* b, index_t rsb,
                            float* c, float alpha, float beta) {
-  constexpr index_t group = 8;  // vectors of columns per pass over the k block: enough chains to hide the FMA latency
+  constexpr index_t group = gemm_row_group;
   const vf va = set1(alpha), vb = set1(beta);
   index_t j = 0;
   for (; j + group * lanes <= n; j += group * lanes) {
