@@ -329,7 +329,7 @@ class Transformer {
     if (rows.empty()) {
       ran_ = true;
       kept_ = keep_activations;
-      if (keep_activations) shared_holds_ = layers - 1;
+      if (keep_activations && config_.gradient_checkpointing) shared_holds_ = layers - 1;
       return in;
     }
     const TensorView<T> out = ensure_allocated(*backend_, selected_, {index_t(rows.size()), config_.width});

@@ -195,8 +195,7 @@ void gemm_row_run(ThreadPool& pool, Tag tag, const GemmProblem& g, const Epilogu
   const index_t kc = gemm_k_block(tag, g.k);
   const index_t width = gemm_row_columns(tag);  // gemm_row_block's column group
   const index_t groups = ceil_div(g.n, width);
-  const bool serial = double(g.n) * double(g.k) < gemm_serial_work || pool.size() == 1;
-  const index_t tasks = serial ? 1 : std::min<index_t>(groups, pool.size());
+  const index_t tasks = double(g.n) * double(g.k) < gemm_serial_work ? 1 : std::min<index_t>(groups, pool.size());
   pool.parallel_for(tasks, [&](index_t t) {
     const index_t j0 = std::min(g.n, groups * t / tasks * width), j1 = std::min(g.n, groups * (t + 1) / tasks * width);
     if (j1 <= j0) return;
