@@ -409,7 +409,7 @@ void profile_text_embedding(benchmark::State& state) {
 benchmark::internal::Benchmark* compared(const char* name, void (*fn)(benchmark::State&), const char* arg_name) {
   // Each repetition is the mean of as many iterations as 1 s takes (one for the heavy cases); three repetitions,
   // reported as mean/median/stddev/cv, because the machine may be shared.
-  return froster::bench::registered(
+  return froster::bench::apply_smoke_mode(
       benchmark::RegisterBenchmark(name, fn)
           ->ArgName(arg_name)
           ->UseRealTime()
@@ -427,7 +427,7 @@ const bool registered = [] {
   compared("clip/froster/vision_train_step", vision_train_step<false>, "frames")->Arg(8);
   compared("clip/froster/vision_train_step_checkpointing", vision_train_step<true>, "frames")->Arg(8);
   const auto profile = [](const char* name, void (*fn)(benchmark::State&), const char* arg_name, index_t arg) {
-    froster::bench::registered(
+    froster::bench::apply_smoke_mode(
         benchmark::RegisterBenchmark(name, fn)->ArgName(arg_name)->Arg(arg)->UseRealTime()->Unit(
             benchmark::kMillisecond)->MinTime(1.0));
   };

@@ -219,7 +219,7 @@ void register_case(const std::string& name, void (*fn)(benchmark::State&), bool 
                 ->Repetitions(3)
                 ->ReportAggregatesOnly(true);
   if (slow) b->MinTime(0.1);
-  froster::bench::registered(b);
+  froster::bench::apply_smoke_mode(b);
   for (const index_t n : kRows)
     if (n <= max_rows) b->Arg(n);
 }

@@ -37,7 +37,7 @@ inline bool smoke() {
 
 /// Every case registers through this, after its own MinTime/Repetitions: under FROSTER_BENCH_SMOKE=1 it runs one
 /// repetition that one iteration ends (Google Benchmark's per-case settings override the command line's).
-inline benchmark::internal::Benchmark* registered(benchmark::internal::Benchmark* b) {
+inline benchmark::internal::Benchmark* apply_smoke_mode(benchmark::internal::Benchmark* b) {
   if (smoke()) b->MinTime(1e-6)->Repetitions(1);
   return b;
 }

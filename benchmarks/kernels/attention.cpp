@@ -202,18 +202,16 @@ const bool registered = [] {
   for (const BenchCase& c : cases)
     for (bool backward : {false, true}) {
       const std::string suffix = std::string("/") + c.name + (backward ? "/bwd" : "/fwd");
-      froster::bench::registered(benchmark::RegisterBenchmark(("attention/froster" + suffix).c_str(),
-                                                              [&c, backward](benchmark::State& s) {
-                                                                froster_attention(s, c, backward);
-                                                              })
-                                     ->Unit(benchmark::kMillisecond)
-                                     ->UseRealTime());
-      froster::bench::registered(benchmark::RegisterBenchmark(("attention/eigen" + suffix).c_str(),
-                                                              [&c, backward](benchmark::State& s) {
-                                                                eigen_attention(s, c, backward);
-                                                              })
-                                     ->Unit(benchmark::kMillisecond)
-                                     ->UseRealTime());
+      const auto froster_case = [&c, backward](benchmark::State& s) { froster_attention(s, c, backward); };
+      const auto eigen_case = [&c, backward](benchmark::State& s) { eigen_attention(s, c, backward); };
+      froster::bench::apply_smoke_mode(
+          benchmark::RegisterBenchmark(("attention/froster" + suffix).c_str(), froster_case)
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime());
+      froster::bench::apply_smoke_mode(
+          benchmark::RegisterBenchmark(("attention/eigen" + suffix).c_str(), eigen_case)
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime());
     }
   return true;
 }();

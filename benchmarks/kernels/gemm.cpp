@@ -149,16 +149,11 @@ const bool registered = [] {
   const froster::cpu::Isa best = froster::cpu::detect_isa();
   // Five repetitions whatever the command line says: on a shared machine one short run can be taken half by a
   // neighbour, and the peak is the best the cores do (benchmarks/summarize.py takes the best repetition).
-  if (best >= froster::cpu::Isa::avx2)
-    froster::bench::registered(benchmark::RegisterBenchmark("peak/fma/avx2", bm_peak, froster::cpu::Isa::avx2)
-                                   ->MeasureProcessCPUTime()
-                                   ->UseRealTime()
-                                   ->Repetitions(5));
-  if (best >= froster::cpu::Isa::avx512)
-    froster::bench::registered(benchmark::RegisterBenchmark("peak/fma/avx512", bm_peak, froster::cpu::Isa::avx512)
-                                   ->MeasureProcessCPUTime()
-                                   ->UseRealTime()
-                                   ->Repetitions(5));
+  for (const auto& [isa, label] : {std::pair{froster::cpu::Isa::avx2, "peak/fma/avx2"},
+                                   std::pair{froster::cpu::Isa::avx512, "peak/fma/avx512"}})
+    if (best >= isa)
+      froster::bench::apply_smoke_mode(
+          benchmark::RegisterBenchmark(label, bm_peak, isa)->MeasureProcessCPUTime()->UseRealTime()->Repetitions(5));
 #endif
   const std::pair<index_t, index_t> shapes[] = {{768, 768}, {2304, 768}, {3072, 768}, {768, 3072}};
   for (const auto& [n, k] : shapes)
@@ -166,10 +161,10 @@ const bool registered = [] {
       for (Impl impl : {Impl::froster, Impl::eigen, Impl::openblas}) {
         const std::string label = std::string("gemm/") + name(impl) + "/" + std::to_string(kRows) + "x" +
                                   std::to_string(n) + "x" + std::to_string(k) + "/" + name(op);
-        froster::bench::registered(benchmark::RegisterBenchmark(label.c_str(), bm_gemm, impl, op, n, k)
-                                       ->MeasureProcessCPUTime()
-                                       ->UseRealTime()
-                                       ->MinTime(0.3));
+        froster::bench::apply_smoke_mode(benchmark::RegisterBenchmark(label.c_str(), bm_gemm, impl, op, n, k)
+                                             ->MeasureProcessCPUTime()
+                                             ->UseRealTime()
+                                             ->MinTime(0.3));
       }
   return true;
 }();

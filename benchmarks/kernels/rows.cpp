@@ -209,7 +209,7 @@ const bool registered = [] {
         const std::string label = std::string(family(cs.op)) + "/" + name(impl) + "/" +
                                   (pass == Pass::forward ? "forward/" : "backward/") + std::to_string(cs.rows) + "x" +
                                   std::to_string(cs.cols) + suffix(cs.op);
-        froster::bench::registered(
+        froster::bench::apply_smoke_mode(
             benchmark::RegisterBenchmark(label.c_str(), bm_rows, cs.op, pass, impl, cs.rows, cs.cols)->UseRealTime());
       }
   return true;

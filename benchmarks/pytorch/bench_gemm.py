@@ -55,12 +55,12 @@ def main():
             name = f"gemm/torch/{ROWS}x{n}x{k}/{op}"
             flops = 2.0 * ROWS * n * k
             product(out)  # warm-up
-            for rep, (seconds, _, iterations) in enumerate(repetitions_of(lambda: product(out), args.min_time,
-                                                                          args.repetitions)):
+            runs = repetitions_of(lambda: product(out), args.min_time, args.repetitions)
+            for rep, (seconds, _, iterations) in enumerate(runs):
                 records.append({"name": name, "run_name": name, "run_type": "iteration", "repetitions":
                                 args.repetitions, "repetition_index": rep, "iterations": iterations,
                                 "real_time": seconds * 1e9, "time_unit": "ns", "GFLOP/s": flops / seconds / 1e9})
-            best = max(r["GFLOP/s"] for r in records if r["name"] == name)
+            best = flops / min(seconds for seconds, _, _ in runs) / 1e9
             print(f"{name:40s} {best:8.1f} GFLOP/s (best of {args.repetitions})", flush=True)
     if args.json:
         context = {"date": datetime.datetime.now().astimezone().isoformat(), "num_cpus": os.cpu_count(),
