@@ -2,9 +2,10 @@
 // and cosine loss fused, forward and backward) at the ISA level this run was given (support/catch_main_isa.cpp):
 // bitwise the composition FeatureDistiller runs on the same backend (rows 1, 3, 17, 197; widths not multiples of
 // the vector width; hidden != dim; several k blocks; weight 1 and 2; padded rows), within fp32 tolerance of the
-// reference backend, independent of the thread count; the cases it declines (too few rows for the threads,
-// column-major features) run the composition; every output is left untouched when it rejects its inputs or the
-// loss is not finite.
+// reference backend, independent of the thread count; the cases it declines (too few register tiles of rows per
+// thread, column-major features) run the composition; every output is left untouched when it rejects its inputs or
+// the loss is not finite. Most cases lower the step's rows-per-thread threshold (min_tiles_per_thread) so that the
+// fused path runs with few rows on several threads.
 
 #include <catch2/catch.hpp>
 #include <froster/cpu.hpp>
@@ -17,6 +18,7 @@
 
 #include "support/layouts.hpp"
 #include "support/random.hpp"
+#include "support/scoped_value.hpp"
 #include "support/tolerance.hpp"
 
 using namespace froster;
@@ -25,6 +27,7 @@ using froster::test::Layout;
 using froster::test::converted;
 using froster::test::random_tensor;
 namespace tol = froster::test::tol;
+using froster::test::ScopedValue;
 
 namespace {
 
@@ -69,6 +72,11 @@ StepResult run_step(B& backend, index_t rows, index_t dim, index_t hidden, doubl
   return r;
 }
 
+/// The fused step taken down to one register tile of rows per thread, for the rest of the scope.
+struct FusedWithFewRows {
+  ScopedValue<index_t> threshold{cpu::distill_detail::min_tiles_per_thread, index_t(1)};
+};
+
 /// Rows of the GEMM micro-kernel's register tile at the backend's ISA level (the fused step's row unit).
 index_t gemm_rows(const CpuBackend& cpu) {
   index_t mr = 0;
@@ -101,6 +109,7 @@ void require_identical(const StepResult& a, const StepResult& b) {
 }  // namespace
 
 TEST_CASE("the fused distillation step is bitwise the composition on the CPU backend", "[cpu][distill]") {
+  const FusedWithFewRows few_rows;
   const int threads = GENERATE(1, 2);
   CpuBackend cpu({.threads = threads});
   const index_t rows = GENERATE(1, 3, 17, 197);
@@ -118,6 +127,7 @@ TEST_CASE("the fused distillation step is bitwise the composition on the CPU bac
 }
 
 TEST_CASE("the fused distillation step is bitwise the composition across several k blocks", "[cpu][distill]") {
+  const FusedWithFewRows few_rows;
   CpuBackend cpu({.threads = 2});
   // dim and hidden above the GEMM's k block (192 or 256 steps): the products run more than one k block per row block.
   const auto [dim, hidden] = GENERATE(std::pair<index_t, index_t>{300, 260}, std::pair<index_t, index_t>{257, 513});
@@ -128,6 +138,7 @@ TEST_CASE("the fused distillation step is bitwise the composition across several
 }
 
 TEST_CASE("the fused distillation step matches the reference backend", "[cpu][distill]") {
+  const FusedWithFewRows few_rows;
   CpuBackend cpu({.threads = 2});
   ReferenceBackend reference;
   const index_t rows = GENERATE(3, 197);
@@ -144,6 +155,7 @@ TEST_CASE("the fused distillation step matches the reference backend", "[cpu][di
 }
 
 TEST_CASE("the fused distillation step does not depend on the thread count", "[cpu][distill][threads]") {
+  const FusedWithFewRows few_rows;
   CpuBackend one({.threads = 1}), three({.threads = 3});
   const index_t rows = GENERATE(37, 197);
   REQUIRE(fused_step_taken(three, rows, 64, 40, Layout::row_major));
@@ -154,7 +166,19 @@ TEST_CASE("the fused distillation step does not depend on the thread count", "[c
 
 TEST_CASE("the fused distillation step declines what it does not take, and the composition runs",
           "[cpu][distill]") {
+  SECTION("fewer register tiles of rows per thread than min_tiles_per_thread") {
+    // Below it the composition's GEMMs split the weights' columns over the threads, which ran faster.
+    CpuBackend two({.threads = 2});
+    const index_t enough = 2 * cpu::distill_detail::min_tiles_per_thread * gemm_rows(two);
+    const index_t fewer = enough - gemm_rows(two);
+    REQUIRE(fused_step_taken(two, enough, 16, 8, Layout::row_major));
+    REQUIRE_FALSE(fused_step_taken(two, fewer, 16, 8, Layout::row_major));
+    CpuBackend one({.threads = 1});
+    REQUIRE(fused_step_taken(one, fewer, 16, 8, Layout::row_major));
+    require_identical(run_step(two, fewer, 16, 8, 2.0, true), run_step(one, fewer, 16, 8, 2.0, true));
+  }
   SECTION("fewer register tiles of rows than threads") {
+    const FusedWithFewRows few_rows;
     CpuBackend three({.threads = 3});
     const index_t rows = 2 * gemm_rows(three);
     REQUIRE_FALSE(fused_step_taken(three, rows, 16, 8, Layout::row_major));
@@ -177,6 +201,7 @@ TEST_CASE("the fused distillation step declines what it does not take, and the c
 }
 
 TEST_CASE("the fused distillation step leaves its outputs untouched when it rejects a step", "[cpu][distill][errors]") {
+  const FusedWithFewRows few_rows;
   CpuBackend cpu({.threads = 2});
   const index_t rows = 30, dim = 8, hidden = 5;  // enough register tiles of rows for both threads
   const Tensor<float> student = random_tensor<float>({rows, dim}, 1), teacher = random_tensor<float>({rows, dim}, 2);

@@ -11,8 +11,8 @@
 /// Every row is computed with the same kernels, k blocks and operation order as the composition in
 /// FeatureDistiller on this backend (row kernels, the GEMM micro-kernel through gemm_rows_serial, the GEMM
 /// epilogues), so the results are bitwise the composition's, whatever the block size or thread count (tested).
-/// Returns nullopt for cases it does not take (fp64, views without contiguous rows, fewer MR-row register tiles
-/// than threads).
+/// Returns nullopt for cases it does not take (fp64, views without contiguous rows, fewer than
+/// distill_detail::min_tiles_per_thread MR-row register tiles per thread on several threads).
 
 #include <algorithm>
 #include <cmath>
@@ -62,6 +62,11 @@ struct BlockEpilogue {
 };
 inline constexpr Activation gelu = Activation::gelu;
 
+/// The step declines below this many register tiles of rows per thread (see cosine_distillation_step). A variable
+/// so the tests can lower it to reach the fused path with few rows on several threads; set it only while no step
+/// runs.
+inline index_t min_tiles_per_thread = detail::gemm_min_row_split_panels;
+
 }  // namespace distill_detail
 
 template <class T>
@@ -75,9 +80,10 @@ std::optional<double> cosine_distillation_step(Context ctx, const CosineDistilla
     index_t mr = 1;
     dispatch(ctx.isa, [&](auto tag) { mr = gemm_blocking(tag).mr; });
     const index_t panels = detail::ceil_div(n, mr), threads = ctx.pool->size();
-    // Fewer register tiles of rows than threads would leave threads idle where the composition's GEMMs split
-    // columns: declined.
-    if (panels < threads) return std::nullopt;
+    // Every block reads all four packed weights, a row split of the step's products. With few register tiles of
+    // rows per thread the composition's GEMMs split columns instead (gemm_min_row_split_panels: each thread reads
+    // its share of a weight), and ran faster: declined. (N = 64 at D = H = 512: 1.2-1.3x; benchmarks/README.md.)
+    if (panels == 0 || (threads > 1 && panels < threads * distill_detail::min_tiles_per_thread)) return std::nullopt;
     // Kept for all rows: zn, tn, h, dh [n, d]; pre, g, d_pre [n, h]; norms of z, cos, norms of h and tn [n]; and
     // op(B) of the four products, packed once: W1^T and W2^T forward, W2 and W1 backward. In a scratch buffer
     // kept across calls: fresh pages would cost more than packing itself at few rows.

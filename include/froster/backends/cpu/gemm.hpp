@@ -13,7 +13,8 @@
 ///   - op(B) is packed once, into k x NR column panels (zero-padded), lazily: each unit of 4 panels x one k block is
 ///     packed by the first thread that needs it; threads start at different units and leave a unit another thread
 ///     is packing for last. No barrier, no packing phase of its own.
-///   - Small M (few row panels per thread) splits C by columns as well, where that does less padded work.
+///   - Small M (few row panels per thread) splits C by columns, where that does less padded work or the rows are too
+///     few to reuse B panels that other threads packed (gemm_min_row_split_panels).
 ///   - One row (M = 1, e.g. a bias gradient: a row of ones times dY) with contiguous rows of op(B) skips packing:
 ///     column chunks over the pool, each element through the micro-kernel's chain (gemm_row_block).
 /// Packing reads A and B through their strides, so any layout costs only in packing. A C with unit row stride
@@ -138,6 +139,12 @@ inline constexpr double gemm_serial_work = double(1 << 18);
 /// Packing one element of op(A) costs about as much as this many multiply-add columns (used to choose whether the
 /// threads split C by rows or by columns: splitting by columns packs the same rows of op(A) on several threads).
 inline constexpr double gemm_pack_weight = 32.0;
+/// Split by rows, a thread streams every B panel of its column block through L1 once per row chunk, half of them
+/// (with two threads) packed in the other core's cache, or all from memory when pre-packed, and reuses each for
+/// its chunk's tiles only; split by columns, it reads its own share. Below this many row panels per thread the
+/// column split is taken wherever one exists: 64 and 256 x 512 x 512 ran 1.1-1.5x faster split by columns, 384
+/// and 512 rows ran faster split by rows (benchmarks/kernels/GEMM.md).
+inline constexpr index_t gemm_min_row_split_panels = 12;
 /// op(B) is packed lazily in units of this many column panels x one k block.
 inline constexpr index_t gemm_b_group = 4;
 /// Row chunks shrink towards the end of the work (guided scheduling) down to this many row panels.
@@ -233,11 +240,13 @@ void gemm_run(ThreadPool& pool, Tag tag, const GemmProblem& g, const Epilogue* e
     float* const packed_b = prepacked ? const_cast<float*>(prepacked) + q0 * b_stride : buffer_b;
 
     // Threads split C into tn column blocks (whole B groups) x rows shared by tm threads each, whichever split
-    // does the least padded work plus duplicated packing of op(A).
+    // does the least padded work plus duplicated packing of op(A); no rows split with few row panels per thread
+    // where a column split exists.
     index_t tm = threads, tn = 1;
     double best = std::numeric_limits<double>::infinity();
     for (index_t rows_split = 1; rows_split <= threads; ++rows_split) {
       if (threads % rows_split != 0 || threads / rows_split > groups) continue;
+      if (rows_split > 1 && ceil_div(mpanels, rows_split) < gemm_min_row_split_panels && threads <= groups) continue;
       const index_t cols_split = threads / rows_split;
       const double rows = double(ceil_div(mpanels, rows_split) * mr);
       const double cols = double(ceil_div(groups, cols_split) * gemm_b_group * nr);
