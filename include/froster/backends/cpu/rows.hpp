@@ -217,9 +217,12 @@ bool layer_norm_forward(Context ctx, ConstView<T> x, ConstView<T> gamma, ConstVi
     if (!rows_contiguous(x, y) || !rows_driver::unit_vector(gamma) || !rows_driver::unit_vector(beta)) return false;
     const index_t cols = x.cols();
     if (cols == 0) return false;  // mean of nothing: the reference's NaN
-    rows_driver::run_rows(ctx, x.rows(), cols, [&](auto tag, index_t i) {
+    const index_t rows = x.rows();
+    rows_driver::run_rows(ctx, rows, cols, [&](auto tag, index_t i) {
       float m = 0, r = 0;
-      layer_norm_forward_row(tag, cols, &x(i, 0), gamma.data(), beta.data(), eps, &y(i, 0), m, r);
+      const bool next = i + 1 < rows;
+      layer_norm_forward_row(tag, cols, &x(i, 0), gamma.data(), beta.data(), eps, &y(i, 0), m, r,
+                             next ? &x(i + 1, 0) : nullptr, next ? &y(i + 1, 0) : nullptr);
       mean(i) = m;
       rstd(i) = r;
     });
