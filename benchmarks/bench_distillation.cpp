@@ -4,8 +4,9 @@
 //   distill/<backend>/forward/N           projector forward + loss value
 //   distill/<backend>/forward_backward/N  forward + loss with d_projected + projector backward (dz, dW1, dW2)
 //   distill/cpu/step{,_composed}/N        FeatureDistiller::step as FROSTER runs it (student and teacher
-//                                         normalised, cosine, weight 2): the CPU backend's fused step, and the
-//                                         composition of its ops (`fused = false`)
+//                                         normalised, cosine, weight 2): the CPU backend's fused step (which
+//                                         leaves few rows per thread, e.g. N = 64 on 2 threads, to the
+//                                         composition), and the composition of its ops (`fused = false`)
 //
 // <backend> is `reference`, `eigen`, or `eigen_composition`: the same math written directly with Eigen matrices,
 // the baseline that shows what froster's Eigen backend costs over hand-written Eigen.

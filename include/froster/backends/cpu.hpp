@@ -166,7 +166,8 @@ class CpuBackend : public ReferenceBackend {
   }
 
   /// FROSTER's distillation step fused (backends/fused_distillation.hpp): the loss, or nullopt for a case it does
-  /// not take (fp64, rows that are not contiguous), which FeatureDistiller then composes.
+  /// not take (fp64, rows that are not contiguous, too few rows per thread: cpu/distillation.hpp), which
+  /// FeatureDistiller then composes.
   template <class T>
   std::optional<double> cosine_distillation_step(const CosineDistillationStep<T>& step) const {
     check::cosine_distillation_step_args(step);

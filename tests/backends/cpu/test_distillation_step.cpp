@@ -166,16 +166,20 @@ TEST_CASE("the fused distillation step does not depend on the thread count", "[c
 
 TEST_CASE("the fused distillation step declines what it does not take, and the composition runs",
           "[cpu][distill]") {
-  SECTION("fewer register tiles of rows per thread than min_tiles_per_thread") {
-    // Below it the composition's GEMMs split the weights' columns over the threads, which ran faster.
+  SECTION("fewer register tiles of rows per thread than min_tiles_per_thread, weights whose columns split evenly") {
+    // There the composition's GEMMs split the weights' columns over the threads, which ran faster. 256 columns are
+    // two or more whole groups of B panels at every ISA level; 8 are one, which two threads cannot share.
     CpuBackend two({.threads = 2});
+    // enough: min_tiles_per_thread tiles for each thread; fewer: one tile less for each (23 tiles would still give
+    // one of the threads min_tiles_per_thread).
     const index_t enough = 2 * cpu::distill_detail::min_tiles_per_thread * gemm_rows(two);
-    const index_t fewer = enough - gemm_rows(two);
-    REQUIRE(fused_step_taken(two, enough, 16, 8, Layout::row_major));
-    REQUIRE_FALSE(fused_step_taken(two, fewer, 16, 8, Layout::row_major));
+    const index_t fewer = enough - 2 * gemm_rows(two);
+    REQUIRE(fused_step_taken(two, enough, 256, 256, Layout::row_major));
+    REQUIRE_FALSE(fused_step_taken(two, fewer, 256, 256, Layout::row_major));
+    REQUIRE(fused_step_taken(two, fewer, 256, 8, Layout::row_major));
     CpuBackend one({.threads = 1});
-    REQUIRE(fused_step_taken(one, fewer, 16, 8, Layout::row_major));
-    require_identical(run_step(two, fewer, 16, 8, 2.0, true), run_step(one, fewer, 16, 8, 2.0, true));
+    REQUIRE(fused_step_taken(one, fewer, 256, 256, Layout::row_major));
+    require_identical(run_step(two, fewer, 256, 256, 2.0, true), run_step(one, fewer, 256, 256, 2.0, true));
   }
   SECTION("fewer register tiles of rows than threads") {
     const FusedWithFewRows few_rows;

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "support/layouts.hpp"
@@ -126,9 +127,9 @@ TEST_CASE("gemm runs in column chunks when packed op(B) and C exceed the budget"
 
 TEST_CASE("gemm results do not depend on the thread count", "[cpu][gemm][threads]") {
   const Transpose ta = GENERATE(Transpose::no, Transpose::yes);
-  // Tall (C split by rows) and wide-and-short (split by columns) shapes, several k blocks; 1 to 5 threads move the
-  // block boundaries across tiles.
-  for (const Shape s : {Shape{67, 130, 300}, Shape{7, 901, 100}}) {
+  // Tall (C split by rows), few rows over evenly splitting columns and wide-and-short (split by columns) shapes,
+  // several k blocks; 1 to 5 threads move the block boundaries across tiles.
+  for (const Shape s : {Shape{301, 130, 300}, Shape{64, 512, 200}, Shape{7, 901, 100}}) {
     CAPTURE(s.m, s.n, s.k, name(ta));
     const Tensor<float> one = run_with_threads(1, s, ta, Transpose::yes);
     for (int threads : {2, 3, 5}) {
@@ -136,6 +137,33 @@ TEST_CASE("gemm results do not depend on the thread count", "[cpu][gemm][threads
       const Tensor<float> many = run_with_threads(threads, s, ta, Transpose::yes);
       REQUIRE(std::memcmp(one.data(), many.data(), sizeof(float) * std::size_t(s.m * s.n)) == 0);
     }
+  }
+}
+
+TEST_CASE("gemm shares rows between threads only where each gets enough of them", "[cpu][gemm][threads]") {
+  using cpu::detail::gemm_thread_split;
+  const index_t mr = 12, nr = 32, few = cpu::detail::gemm_min_row_split_panels;
+  // {tm, tn}: tm threads share the rows of each of tn column blocks.
+  SECTION("many rows: shared, each thread streaming every B panel is amortised over its tiles") {
+    REQUIRE(gemm_thread_split(2, 132, 24, mr, nr) == std::pair<index_t, index_t>{2, 1});  // ViT's 1576 x 768
+    REQUIRE(gemm_thread_split(2, 2 * few, 16, mr, nr) == std::pair<index_t, index_t>{2, 1});
+  }
+  SECTION("few rows per thread and columns that split evenly: the columns are split") {
+    REQUIRE(gemm_thread_split(2, 6, 16, mr, nr) == std::pair<index_t, index_t>{1, 2});  // 64 x 512
+    REQUIRE(gemm_thread_split(2, 2 * (few - 1), 16, mr, nr) == std::pair<index_t, index_t>{1, 2});
+    REQUIRE(gemm_thread_split(4, 6, 16, mr, nr) == std::pair<index_t, index_t>{1, 4});
+    // Four threads with enough rows for two: rows shared by two threads in each of two column blocks.
+    REQUIRE(gemm_thread_split(4, 4 * (few - 1), 16, mr, nr) == std::pair<index_t, index_t>{2, 2});
+  }
+  SECTION("few rows but columns that do not split evenly: the padded-work rule decides") {
+    // 5 panels are groups of 4 and 1: split by columns one thread would compute 4 of the 5.
+    REQUIRE_FALSE(cpu::detail::gemm_columns_split_evenly(2, 5));
+    REQUIRE(gemm_thread_split(2, 6, 5, mr, nr) == std::pair<index_t, index_t>{2, 1});
+    // One group of panels cannot be shared at all.
+    REQUIRE(gemm_thread_split(2, 6, 4, mr, nr) == std::pair<index_t, index_t>{2, 1});
+  }
+  SECTION("one thread takes everything") {
+    REQUIRE(gemm_thread_split(1, 6, 16, mr, nr) == std::pair<index_t, index_t>{1, 1});
   }
 }
 

@@ -11,8 +11,9 @@
 /// Every row is computed with the same kernels, k blocks and operation order as the composition in
 /// FeatureDistiller on this backend (row kernels, the GEMM micro-kernel through gemm_rows_serial, the GEMM
 /// epilogues), so the results are bitwise the composition's, whatever the block size or thread count (tested).
-/// Returns nullopt for cases it does not take (fp64, views without contiguous rows, fewer than
-/// distill_detail::min_tiles_per_thread MR-row register tiles per thread on several threads).
+/// Returns nullopt for cases it does not take (fp64, views without contiguous rows, fewer MR-row register tiles of
+/// rows than threads, and, on several threads, fewer than distill_detail::min_tiles_per_thread of them per thread
+/// where the composition's GEMMs split the weights' columns instead).
 
 #include <algorithm>
 #include <cmath>
@@ -77,13 +78,18 @@ std::optional<double> cosine_distillation_step(Context ctx, const CosineDistilla
     if (!rows_contiguous(s.student, s.teacher, s.d_student)) return std::nullopt;
     const index_t n = s.student.rows(), d = s.student.cols(), h = s.w1.rows();
     if (d == 0 || h == 0) return std::nullopt;
-    index_t mr = 1;
-    dispatch(ctx.isa, [&](auto tag) { mr = gemm_blocking(tag).mr; });
+    index_t mr = 1, nr = 1;
+    dispatch(ctx.isa, [&](auto tag) { mr = gemm_blocking(tag).mr, nr = gemm_blocking(tag).nr; });
     const index_t panels = detail::ceil_div(n, mr), threads = ctx.pool->size();
-    // Every block reads all four packed weights, a row split of the step's products. With few register tiles of
-    // rows per thread the composition's GEMMs split columns instead (gemm_min_row_split_panels: each thread reads
-    // its share of a weight), and ran faster: declined. (N = 64 at D = H = 512: 1.2-1.3x; benchmarks/README.md.)
-    if (panels == 0 || (threads > 1 && panels < threads * distill_detail::min_tiles_per_thread)) return std::nullopt;
+    // Every block reads all four packed weights: a row split of the step's products. Where the composition's GEMMs
+    // split their columns instead (few register tiles of rows per thread, output widths d and h that split evenly:
+    // detail::gemm_thread_split), each thread reading its share of a weight, they ran faster: declined. (N = 64 at
+    // D = H = 512 on 2 threads: 1.2-1.4x; benchmarks/README.md.)
+    if (panels == 0 || panels < threads) return std::nullopt;
+    if (threads > 1 && detail::ceil_div(panels, threads) < distill_detail::min_tiles_per_thread &&
+        detail::gemm_columns_split_evenly(threads, detail::ceil_div(d, nr)) &&
+        detail::gemm_columns_split_evenly(threads, detail::ceil_div(h, nr)))
+      return std::nullopt;
     // Kept for all rows: zn, tn, h, dh [n, d]; pre, g, d_pre [n, h]; norms of z, cos, norms of h and tn [n]; and
     // op(B) of the four products, packed once: W1^T and W2^T forward, W2 and W1 backward. In a scratch buffer
     // kept across calls: fresh pages would cost more than packing itself at few rows.

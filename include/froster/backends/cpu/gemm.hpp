@@ -13,8 +13,8 @@
 ///   - op(B) is packed once, into k x NR column panels (zero-padded), lazily: each unit of 4 panels x one k block is
 ///     packed by the first thread that needs it; threads start at different units and leave a unit another thread
 ///     is packing for last. No barrier, no packing phase of its own.
-///   - Small M (few row panels per thread) splits C by columns, where that does less padded work or the rows are too
-///     few to reuse B panels that other threads packed (gemm_min_row_split_panels).
+///   - Small M (few row panels per thread) splits C by columns, where that does less padded work, or where the rows
+///     are too few to reuse B panels that other threads packed and the columns split evenly (gemm_thread_split).
 ///   - One row (M = 1, e.g. a bias gradient: a row of ones times dY) with contiguous rows of op(B) skips packing:
 ///     column chunks over the pool, each element through the micro-kernel's chain (gemm_row_block).
 /// Packing reads A and B through their strides, so any layout costs only in packing. A C with unit row stride
@@ -142,13 +142,48 @@ inline constexpr double gemm_pack_weight = 32.0;
 /// Split by rows, a thread streams every B panel of its column block through L1 once per row chunk, half of them
 /// (with two threads) packed in the other core's cache, or all from memory when pre-packed, and reuses each for
 /// its chunk's tiles only; split by columns, it reads its own share. Below this many row panels per thread the
-/// column split is taken wherever one exists: 64 and 256 x 512 x 512 ran 1.1-1.5x faster split by columns, 384
-/// and 512 rows ran faster split by rows (benchmarks/kernels/GEMM.md).
+/// columns are split wherever they split evenly: 64 and 256 x 512 x 512 ran 1.1-1.5x faster split by columns, 384
+/// and 512 rows as fast or faster split by rows (benchmarks/kernels/GEMM.md).
 inline constexpr index_t gemm_min_row_split_panels = 12;
 /// op(B) is packed lazily in units of this many column panels x one k block.
 inline constexpr index_t gemm_b_group = 4;
 /// Row chunks shrink towards the end of the work (guided scheduling) down to this many row panels.
 inline constexpr index_t gemm_min_row_panels = 4;
+
+/// Whether C's `npanels` column panels split over `threads` by whole groups of gemm_b_group panels (thread t
+/// takes groups [groups t / threads, groups (t + 1) / threads)) give no thread more than 1.25x its even share.
+inline bool gemm_columns_split_evenly(index_t threads, index_t npanels) {
+  const index_t groups = ceil_div(npanels, gemm_b_group);
+  if (groups < threads) return false;
+  index_t largest = 0;
+  for (index_t t = 0; t < threads; ++t) {
+    const index_t ga = groups * t / threads, gb = groups * (t + 1) / threads;
+    largest = std::max(largest, std::min(npanels, gb * gemm_b_group) - ga * gemm_b_group);
+  }
+  return 4 * largest * threads <= 5 * npanels;
+}
+
+/// How gemm_run splits C [mpanels x npanels register tiles of mr x nr] over `threads`: tn column blocks (whole
+/// groups of B panels) x row panels shared by tm threads each, tm tn = threads. The split that does the least
+/// padded work plus duplicated packing of op(A), except that rows are not shared by threads that would get fewer
+/// than gemm_min_row_split_panels of them where the columns split evenly instead.
+inline std::pair<index_t, index_t> gemm_thread_split(index_t threads, index_t mpanels, index_t npanels, index_t mr,
+                                                     index_t nr) {
+  const index_t groups = ceil_div(npanels, gemm_b_group);
+  const bool columns_only = gemm_columns_split_evenly(threads, npanels);
+  index_t tm = threads, tn = 1;
+  double best = std::numeric_limits<double>::infinity();
+  for (index_t rows_split = 1; rows_split <= threads; ++rows_split) {
+    if (threads % rows_split != 0 || threads / rows_split > groups) continue;
+    if (rows_split > 1 && columns_only && ceil_div(mpanels, rows_split) < gemm_min_row_split_panels) continue;
+    const index_t cols_split = threads / rows_split;
+    const double rows = double(ceil_div(mpanels, rows_split) * mr);
+    const double cols = double(ceil_div(groups, cols_split) * gemm_b_group * nr);
+    const double cost = rows * (std::min(cols, double(npanels * nr)) + gemm_pack_weight);
+    if (cost <= best) best = cost, tm = rows_split, tn = cols_split;
+  }
+  return {tm, tn};
+}
 
 /// The GEMM after argument handling: op(A) [m, k], op(B) [k, n] and C [m, n] as pointers and strides.
 struct GemmProblem {
@@ -239,20 +274,8 @@ void gemm_run(ThreadPool& pool, Tag tag, const GemmProblem& g, const Epilogue* e
     // This chunk's packed op(B): its panels in the pre-packed operand, or the buffer they are packed into.
     float* const packed_b = prepacked ? const_cast<float*>(prepacked) + q0 * b_stride : buffer_b;
 
-    // Threads split C into tn column blocks (whole B groups) x rows shared by tm threads each, whichever split
-    // does the least padded work plus duplicated packing of op(A); no rows split with few row panels per thread
-    // where a column split exists.
-    index_t tm = threads, tn = 1;
-    double best = std::numeric_limits<double>::infinity();
-    for (index_t rows_split = 1; rows_split <= threads; ++rows_split) {
-      if (threads % rows_split != 0 || threads / rows_split > groups) continue;
-      if (rows_split > 1 && ceil_div(mpanels, rows_split) < gemm_min_row_split_panels && threads <= groups) continue;
-      const index_t cols_split = threads / rows_split;
-      const double rows = double(ceil_div(mpanels, rows_split) * mr);
-      const double cols = double(ceil_div(groups, cols_split) * gemm_b_group * nr);
-      const double cost = rows * (std::min(cols, double(qn * nr)) + gemm_pack_weight);
-      if (cost <= best) best = cost, tm = rows_split, tn = cols_split;
-    }
+    const std::pair<index_t, index_t> split = gemm_thread_split(threads, mpanels, qn, mr, nr);
+    const index_t tm = split.first, tn = split.second;
 
     // Shared state: which (B group, k block) units are packed, and the next free row panel of each column block.
     std::unique_ptr<std::atomic<std::uint8_t>[]> state(new std::atomic<std::uint8_t>[std::size_t(groups * kblocks)]());

@@ -231,8 +231,9 @@ inline void cosine_backward_row(Tag, index_t n, const float* a, const float* b, 
 /// ssd = sum (x - s)^2, mean = s + sd / n, var = (ssd - sd^2 / n) / n. Around a shift inside the row the
 /// subtraction loses few digits (never E[x^2] - E[x]^2, which loses most when |mean| >> std); when the shift is far
 /// from the mean in standard deviations (x[0] an outlier: sd^2 / n more than half of ssd), a second pass around
-/// the mean computes the corrected two-pass form instead. `next_x` and `next_y`, when given, are the row the
-/// caller computes next: the output pass fetches them into L1 (x for reading, y for writing) while it runs.
+/// the mean computes the corrected two-pass form instead. `next_x` and `next_y`, when given, are the matrix's next
+/// row (the one this thread computes next, except at the end of its block of rows): the output pass fetches them
+/// into L1 (x for reading, y for writing) while it runs.
 inline void layer_norm_forward_row(Tag, index_t n, const float* x, const float* gamma, const float* beta, float eps,
                                    float* y, float& mean, float& rstd, const float* next_x = nullptr,
                                    float* next_y = nullptr) {
@@ -261,13 +262,18 @@ inline void layer_norm_forward_row(Tag, index_t n, const float* x, const float* 
   // (x - s) is exact for x near s (Sterbenz), so subtracting s and the small correction dm separately keeps
   // digits that x - float(s + dm) would round away when |mean| >> std.
   const vf vs = set1(shift), vdm = set1(dm), vr = set1(r);
+  const bool prefetch = lanes > 1 && next_x != nullptr;  // not at the scalar level: a prefetch per float
   rows_detail::row_groups(n, [&](auto g) {
-    if (lanes > 1 && next_x != nullptr) {  // one line of the next row's x and y per group (a line at AVX-512)
+    if (prefetch) {  // the next row's x and y at this group's offset (a line per group at AVX-512, half at AVX2)
       __builtin_prefetch(next_x + g.j);
       __builtin_prefetch(next_y + g.j, 1);
     }
     g.st(y, fmadd(mul(sub(sub(g.ld(x), vs), vdm), vr), g.ld(gamma), g.ld(beta)));
   });
+  if (prefetch) {  // their last lines, where the rows do not start on a line
+    __builtin_prefetch(next_x + n - 1);
+    __builtin_prefetch(next_y + n - 1, 1);
+  }
   mean = shift + dm;
   rstd = r;
 }
