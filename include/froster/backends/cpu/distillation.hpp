@@ -85,7 +85,7 @@ std::optional<double> cosine_distillation_step(Context ctx, const CosineDistilla
     // split their columns instead (few register tiles of rows per thread, output widths d and h that split evenly:
     // detail::gemm_thread_split), each thread reading its share of a weight, they ran faster: declined. (N = 64 at
     // D = H = 512 on 2 threads: 1.2-1.4x; benchmarks/README.md.)
-    if (panels == 0 || panels < threads) return std::nullopt;
+    if (panels < threads) return std::nullopt;
     if (threads > 1 && detail::ceil_div(panels, threads) < distill_detail::min_tiles_per_thread &&
         detail::gemm_columns_split_evenly(threads, detail::ceil_div(d, nr)) &&
         detail::gemm_columns_split_evenly(threads, detail::ceil_div(h, nr)))

@@ -150,14 +150,19 @@ inline constexpr index_t gemm_b_group = 4;
 /// Row chunks shrink towards the end of the work (guided scheduling) down to this many row panels.
 inline constexpr index_t gemm_min_row_panels = 4;
 
-/// Whether C's `npanels` column panels split over `threads` by whole groups of gemm_b_group panels (thread t
-/// takes groups [groups t / threads, groups (t + 1) / threads)) give no thread more than 1.25x its even share.
+/// The B groups [first, last) of column block `block` of `blocks` when C's `groups` groups are split by columns.
+inline std::pair<index_t, index_t> gemm_column_block(index_t groups, index_t block, index_t blocks) {
+  return {groups * block / blocks, groups * (block + 1) / blocks};
+}
+
+/// Whether C's `npanels` column panels split over `threads` by whole groups of gemm_b_group panels
+/// (gemm_column_block) give no thread more than 1.25x its even share.
 inline bool gemm_columns_split_evenly(index_t threads, index_t npanels) {
   const index_t groups = ceil_div(npanels, gemm_b_group);
   if (groups < threads) return false;
   index_t largest = 0;
   for (index_t t = 0; t < threads; ++t) {
-    const index_t ga = groups * t / threads, gb = groups * (t + 1) / threads;
+    const auto [ga, gb] = gemm_column_block(groups, t, threads);
     largest = std::max(largest, std::min(npanels, gb * gemm_b_group) - ga * gemm_b_group);
   }
   return 4 * largest * threads <= 5 * npanels;
@@ -170,12 +175,12 @@ inline bool gemm_columns_split_evenly(index_t threads, index_t npanels) {
 inline std::pair<index_t, index_t> gemm_thread_split(index_t threads, index_t mpanels, index_t npanels, index_t mr,
                                                      index_t nr) {
   const index_t groups = ceil_div(npanels, gemm_b_group);
-  const bool columns_only = gemm_columns_split_evenly(threads, npanels);
+  const bool even_columns = gemm_columns_split_evenly(threads, npanels);
   index_t tm = threads, tn = 1;
   double best = std::numeric_limits<double>::infinity();
   for (index_t rows_split = 1; rows_split <= threads; ++rows_split) {
     if (threads % rows_split != 0 || threads / rows_split > groups) continue;
-    if (rows_split > 1 && columns_only && ceil_div(mpanels, rows_split) < gemm_min_row_split_panels) continue;
+    if (rows_split > 1 && even_columns && ceil_div(mpanels, rows_split) < gemm_min_row_split_panels) continue;
     const index_t cols_split = threads / rows_split;
     const double rows = double(ceil_div(mpanels, rows_split) * mr);
     const double cols = double(ceil_div(groups, cols_split) * gemm_b_group * nr);
@@ -285,7 +290,8 @@ void gemm_run(ThreadPool& pool, Tag tag, const GemmProblem& g, const Epilogue* e
 
     pool.parallel_for(tm * tn, [&](index_t t) {
       const index_t ti = t / tn, tj = t % tn;
-      const index_t ga = groups * tj / tn, gb = groups * (tj + 1) / tn, span = gb - ga;
+      const std::pair<index_t, index_t> block = gemm_column_block(groups, tj, tn);
+      const index_t ga = block.first, span = block.second - block.first;
       if (span == 0) return;
       float* packed_a = gemm_a_buffer(std::size_t(max_row_panels * mr * kc));
       std::vector<index_t> deferred;
