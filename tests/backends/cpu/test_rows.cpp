@@ -326,6 +326,30 @@ TEST_CASE("softmax forward (causal or not) and backward match the reference", "[
     }
 }
 
+TEST_CASE("softmax_forward is bitwise independent of the thread count, so of how rows are grouped", "[cpu][rows]") {
+  // The kernel runs four rows at a time in lockstep and the rest singly, within each thread's blocks of rows: the
+  // thread count moves the group boundaries. Rows whose maximum is huge or not finite leave their group for the
+  // one-row kernel; the rows beside them must not change either.
+  const index_t rows = 301;
+  for (const index_t cols : {index_t(77), index_t(197)})
+    for (const bool causal : {false, true}) {
+      CAPTURE(cols, causal);
+      LaidOut<float> x(rows, cols, Layout::row_major, 97, 3.0);
+      x.view(9, 5) = 1e12f;  // the exact-shift path, in the middle of a group of four
+      x.view(42, cols - 1) = quiet_nan;
+      x.view(43, 0) = -inf;
+      std::vector<float> first;
+      for (int threads : {1, 2, 3, 5}) {
+        CAPTURE(threads);
+        LaidOut<float> y(rows, cols, Layout::row_major, 98);
+        CpuBackend({.threads = threads}).softmax_forward(c(x), 0.125f, causal, y.view);
+        const std::vector<float> all(y.storage.data(), y.storage.data() + rows * cols);
+        if (first.empty()) first = all;
+        else REQUIRE(std::memcmp(all.data(), first.data(), all.size() * sizeof(float)) == 0);
+      }
+    }
+}
+
 TEST_CASE("log_softmax forward matches the reference", "[cpu][rows]") {
   const CpuBackend cpu_backend({.threads = 2});
   INFO("isa " << cpu::to_string(cpu_backend.isa()));

@@ -6,9 +6,12 @@
 /// compiler flags for the consumer. Every kernel takes its level's `Tag` first, so `dispatch` can pick the level
 /// at run time and argument-dependent lookup finds the right namespace.
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "froster/backends/cpu/isa.hpp"
 #include "froster/backends/ops.hpp"

@@ -63,20 +63,27 @@ void run_dynamic(Context ctx, index_t tasks, TaskFn&& task) {
   });
 }
 
-/// row(tag, i) for every row: blocks of rows over the pool (8 per thread), or a plain loop on the calling thread
-/// for small matrices (same per-row results either way).
-template <class RowFn>
-void run_rows(Context ctx, index_t rows, index_t cols, RowFn&& row) {
+/// block(tag, begin, end) over row ranges covering [0, rows): blocks of rows over the pool (8 per thread), or one
+/// range on the calling thread for small matrices. Kernels must give each row the same result whatever range it
+/// falls in.
+template <class BlockFn>
+void run_row_blocks(Context ctx, index_t rows, index_t cols, BlockFn&& block) {
   if (rows <= 0) return;
   dispatch(ctx.isa, [&](auto tag) {
     if (rows * cols < serial_elements || ctx.pool->size() == 1) {
-      for (index_t i = 0; i < rows; ++i) row(tag, i);
+      block(tag, index_t(0), rows);
       return;
     }
     const index_t blocks = std::min<index_t>(rows, index_t(ctx.pool->size()) * 8);
-    run_dynamic(ctx, blocks, [&](index_t b) {
-      for (index_t i = rows * b / blocks, end = rows * (b + 1) / blocks; i < end; ++i) row(tag, i);
-    });
+    run_dynamic(ctx, blocks, [&](index_t b) { block(tag, rows * b / blocks, rows * (b + 1) / blocks); });
+  });
+}
+
+/// row(tag, i) for every row, in the blocks of run_row_blocks.
+template <class RowFn>
+void run_rows(Context ctx, index_t rows, index_t cols, RowFn&& row) {
+  run_row_blocks(ctx, rows, cols, [&](auto tag, index_t begin, index_t end) {
+    for (index_t i = begin; i < end; ++i) row(tag, i);
   });
 }
 
@@ -295,8 +302,9 @@ bool softmax_forward(Context ctx, ConstView<T> x, T scale, bool causal, TensorVi
     if (!rows_contiguous(x, y)) return false;
     const index_t cols = x.cols();
     if (cols == 0) return true;
-    rows_driver::run_rows(ctx, x.rows(), cols, [&](auto tag, index_t i) {
-      softmax_forward_row(tag, cols, causal ? i % cols + 1 : cols, &x(i, 0), scale, &y(i, 0));
+    rows_driver::run_row_blocks(ctx, x.rows(), cols, [&](auto tag, index_t begin, index_t end) {
+      softmax_forward_rows(tag, end - begin, cols, &x(begin, 0), x.stride(0), scale, causal, begin, &y(begin, 0),
+                           y.stride(0));
     });
     return true;
   }

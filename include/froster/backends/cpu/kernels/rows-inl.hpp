@@ -13,25 +13,32 @@ namespace rows_detail {
 #ifndef FROSTER_ROWS_INLINE
 #if defined(__GNUC__)
 #define FROSTER_ROWS_INLINE [[gnu::always_inline]] inline
+#define FROSTER_LAMBDA_INLINE __attribute__((always_inline))  // after a lambda's parameter list
 #else
 #define FROSTER_ROWS_INLINE inline
+#define FROSTER_LAMBDA_INLINE
 #endif
 #endif
 
-/// Lanes [0, n) of v, the others exactly zero (a mask, not a product: NaN in dropped lanes does not leak). A
-/// template so that only this level's branch is instantiated.
+/// Lanes [0, n) of v, the others from `fill` (a blend, not arithmetic).
 template <class V>
-FROSTER_ROWS_INLINE V keep_first(V v, index_t n) {
+FROSTER_ROWS_INLINE V first_or(V v, index_t n, V fill) {
   if constexpr (lanes == 1) {
-    return n > 0 ? v : V(0);
+    return n > 0 ? v : fill;
 #if FROSTER_CPU_X86_KERNELS
   } else if constexpr (lanes == 8) {
     const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    return _mm256_and_ps(v, _mm256_castsi256_ps(m));
+    return _mm256_blendv_ps(fill, v, _mm256_castsi256_ps(m));
   } else {
-    return _mm512_maskz_mov_ps(__mmask16((1u << unsigned(n)) - 1u), v);
+    return _mm512_mask_blend_ps(__mmask16((1u << unsigned(n)) - 1u), fill, v);
 #endif
   }
+}
+
+/// Lanes [0, n) of v, the others exactly zero (a mask, not a product: NaN in dropped lanes does not leak).
+template <class V>
+FROSTER_ROWS_INLINE V keep_first(V v, index_t n) {
+  return first_or(v, n, V(zero()));
 }
 
 /// One full lane group of a row, at column j. Kernels written against ld/st/keep serve full groups and the tail.
@@ -40,15 +47,18 @@ struct Group {
   vf ld(const float* p) const { return load(p + j); }
   void st(float* p, vf v) const { store(p + j, v); }
   vf keep(vf v) const { return v; }
+  vf keep_or(vf v, vf) const { return v; }
 };
 
-/// The last, partial lane group: columns [j, j + n), n < lanes. Loads give zero past the row; keep zeroes
-/// lanes past the row of a computed value whose zero-input lanes are not zero (exp(0 - max), (0 - mean)^2).
+/// The last, partial lane group: columns [j, j + n), n < lanes (0 <= n <= lanes in the softmax's lockstep rows).
+/// Loads give zero past the row; keep zeroes lanes past the row of a computed value whose zero-input lanes are not
+/// zero (exp(0 - max), (0 - mean)^2).
 struct Tail {
   index_t j, n;
   vf ld(const float* p) const { return load_partial(p + j, n); }
   void st(float* p, vf v) const { store_partial(p + j, v, n); }
   vf keep(vf v) const { return keep_first(v, n); }
+  vf keep_or(vf v, vf fill) const { return first_or(v, n, fill); }
 };
 
 /// K sums over the row's lane groups: step(acc, group) adds the group's K terms into acc[0..K). U interleaved
@@ -178,6 +188,72 @@ FROSTER_ROWS_INLINE float sum_exp(index_t n, const float* x, float scale, float 
   // ~2^30. There the rounded product minus mx is taken (0 at the maximum), kept from contraction: a little slower.
   return std::abs(mx) < 0x1p24f ? pass(std::true_type{}) : pass(std::false_type{});
 }
+
+/// f(std::integral_constant<int, r>{}) for r in [0, K): constant indices, so that per-row arrays stay in registers.
+template <int K, class F>
+FROSTER_ROWS_INLINE void for_rows(F&& f) {
+  [&]<int... r>(std::integer_sequence<int, r...>) FROSTER_LAMBDA_INLINE { (f(std::integral_constant<int, r>{}), ...); }(
+      std::make_integer_sequence<int, K>{});
+}
+
+/// f(r, group) over the lane groups of K rows of `visible[r]` columns: the groups every row has in full, then
+/// masked groups up to the longest row (empty past a row's end: no branch on which rows still have columns).
+template <int K, class F>
+FROSTER_ROWS_INLINE void lockstep_groups(const index_t* visible, index_t shortest, index_t longest, F&& f) {
+  index_t j = 0;
+  for (; j + lanes <= shortest; j += lanes) for_rows<K>([&](auto r) FROSTER_LAMBDA_INLINE { f(r, Group{j}); });
+  for (; j < longest; j += lanes)
+    for_rows<K>([&](auto r) FROSTER_LAMBDA_INLINE {
+      f(r, Tail{j, std::clamp<index_t>(visible[r] - j, 0, lanes)});
+    });
+}
+
+/// exp(scale x - mx) for the softmax rows below, from two per-row constants (c1, c0) = softmax_exp_constants(scale,
+/// mx). At AVX-512, 2^t with t = x c1 + c0 = (scale x - mx) log2(e) + 1/2 in one FMA: vreduceps splits
+/// t = floor(t) + f exactly, a degree-5 fit p(f) ~ 2^(f - 1/2) on [0, 1) (relative error 1.0e-7; 1.5e-7 evaluated
+/// in fp32) and vscalefps applies 2^floor(t): 10 vector instructions with the load's FMA and the clamp, against
+/// 13 for exp_nonpositive(scale x - mx). The rounding of scale log2(e) and mx log2(e) shifts every exponent of a row
+/// by nearly the same amount, which the normalisation cancels; what remains is the rounding of t itself, 2^-24 |t|,
+/// about twice exp_nonpositive's error for the row's smaller terms (measured against fp64: 1.1e-6 relative on terms
+/// above 1e-6 of the row with scores spread over +-20, against 0.44e-6). The clamp at t = -125 keeps the results
+/// normal (2^-125.5 at least), as exp_nonpositive's; it also turns -inf into a finite t, and NaN stays NaN (max
+/// returns its second operand). Other levels: exp_nonpositive(x c1 + c0) with c1 = scale, c0 = -mx, the kernel's
+/// arithmetic before this path existed.
+inline std::array<float, 2> softmax_exp_constants(float scale, float mx) {
+  constexpr float log2e = 1.44269504088896341f;
+  if constexpr (lanes == 16) return {scale * log2e, 0.5f - mx * log2e};
+  else return {scale, -mx};
+}
+
+template <class G, class V>
+FROSTER_ROWS_INLINE V softmax_exp(G g, V x, V c1, V c0) {
+#if FROSTER_CPU_X86_KERNELS
+  if constexpr (lanes == 16) {
+    const V t = _mm512_max_ps(_mm512_set1_ps(-125.0f), _mm512_fmadd_ps(x, c1, c0));  // NaN: the second operand
+    const V f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);  // t - floor(t), exact
+    V p = _mm512_fmadd_ps(_mm512_set1_ps(0.0013276374666020274f), f, _mm512_set1_ps(0.006356421392410994f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.03947519510984421f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.16981422901153564f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.49013325572013855f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.7071067094802856f));
+    return _mm512_scalef_ps(p, t);
+  } else
+#endif
+  {
+    return exp_nonpositive(g.keep(fmadd(x, c1, c0)));
+  }
+}
+
+/// Softmax forward of K rows in lockstep: row r has `visible[r]` leading columns of `n`, at x[r] (y[r]; x may be
+/// y). Each pass runs over the lane groups with the K rows' bodies side by side, so that the per-row chains
+/// (max reduction -> exponentials -> sum reduction -> division -> scaling), which a row at a time waits on, overlap.
+/// Every row is computed exactly as with K = 1 (one accumulator per row, summed in column order), so results do not
+/// depend on how rows are grouped, i.e. on the thread count. Where `prefetch_x` is given, the exponential pass also
+/// fetches those K rows (and `prefetch_y`'s, for writing) into L1 for the next call. Rows whose scaled maximum is
+/// not finite or reaches 2^24 go to softmax_forward_row, whose exact shift handles them.
+template <int K>
+void softmax_forward_lockstep(index_t n, const index_t* visible, const float* const* x, float scale,
+                              float* const* y, const float* const* prefetch_x, float* const* prefetch_y);
 
 }  // namespace rows_detail
 
@@ -361,6 +437,100 @@ inline void softmax_forward_row(Tag, index_t n, index_t visible, const float* x,
   index_t j = visible;
   for (; j + lanes <= n; j += lanes) store(y + j, zero());
   if (j < n) store_partial(y + j, zero(), n - j);
+}
+
+template <int K>
+void rows_detail::softmax_forward_lockstep(index_t n, const index_t* visible, const float* const* x, float scale,
+                                          float* const* y, const float* const* prefetch_x, float* const* prefetch_y) {
+  index_t shortest = visible[0], longest = visible[0];
+  for (int r = 1; r < K; ++r) shortest = std::min(shortest, visible[r]), longest = std::max(longest, visible[r]);
+  const auto groups = [&](auto&& f) FROSTER_LAMBDA_INLINE { lockstep_groups<K>(visible, shortest, longest, f); };
+  // Max (min for a negative or NaN scale) of x per lane; lanes past a row keep the accumulator.
+  const bool take_max = scale >= 0;
+  vf m[K];
+  for_rows<K>([&](auto r) FROSTER_LAMBDA_INLINE { m[r] = set1(take_max ? -INFINITY : INFINITY); });
+  if (take_max) groups([&](auto r, auto g) FROSTER_LAMBDA_INLINE { m[r] = max(m[r], g.keep_or(g.ld(x[r]), m[r])); });
+  else groups([&](auto r, auto g) FROSTER_LAMBDA_INLINE { m[r] = min(m[r], g.keep_or(g.ld(x[r]), m[r])); });
+  float mx[K];
+  bool all_exact = true;
+  for_rows<K>([&](auto r) FROSTER_LAMBDA_INLINE {
+    mx[r] = scale * (take_max ? reduce_max(m[r]) : -reduce_max(sub(zero(), m[r])));
+    all_exact &= std::abs(mx[r]) < 0x1p24f;  // false for inf and NaN
+  });
+  if (!all_exact) {
+    for (int r = 0; r < K; ++r) {
+      if (K > 1 && std::abs(mx[r]) < 0x1p24f)
+        softmax_forward_lockstep<1>(n, visible + r, x + r, scale, y + r, nullptr, nullptr);
+      else
+        softmax_forward_row(Tag{}, n, visible[r], x[r], scale, y[r]);
+    }
+    return;
+  }
+  const vf c1 = set1(softmax_exp_constants(scale, 0.0f)[0]);
+  vf c0[K], sum[K];
+  for_rows<K>([&](auto r) FROSTER_LAMBDA_INLINE {
+    c0[r] = set1(softmax_exp_constants(scale, mx[r])[1]);
+    sum[r] = zero();
+  });
+  const bool prefetch = lanes > 1 && prefetch_x != nullptr;  // not at the scalar level: a prefetch per float
+  groups([&](auto r, auto g) FROSTER_LAMBDA_INLINE {
+    if (prefetch) {  // the next rows at this group's offset (a line per group at AVX-512, half at AVX2)
+      __builtin_prefetch(prefetch_x[r] + g.j);
+      __builtin_prefetch(prefetch_y[r] + g.j, 1);
+    }
+    const vf e = softmax_exp(g, g.ld(x[r]), c1, c0[r]);
+    g.st(y[r], e);
+    sum[r] = add(sum[r], g.keep(e));
+  });
+  if (prefetch)
+    for (int r = 0; r < K; ++r) {  // the rest of the next rows (causal rows grow), and their last lines
+      for (index_t j = visible[r]; j < n; j += lanes) {
+        __builtin_prefetch(prefetch_x[r] + j);
+        __builtin_prefetch(prefetch_y[r] + j, 1);
+      }
+      __builtin_prefetch(prefetch_x[r] + n - 1);
+      __builtin_prefetch(prefetch_y[r] + n - 1, 1);
+    }
+  vf inv[K];
+  for_rows<K>([&](auto r) FROSTER_LAMBDA_INLINE { inv[r] = set1(1.0f / reduce_add(sum[r])); });  // NaN stays NaN
+  groups([&](auto r, auto g) FROSTER_LAMBDA_INLINE { g.st(y[r], mul(g.ld(y[r]), inv[r])); });
+  for (int r = 0; r < K; ++r) {
+    index_t j = visible[r];
+    for (; j + lanes <= n; j += lanes) store(y[r] + j, zero());
+    if (j < n) store_partial(y[r] + j, zero(), n - j);
+  }
+}
+
+/// Softmax forward of `rows` rows of `n` columns at x (row stride ldx) into y (ldy); x may be y. Row i shows its
+/// first (first_row + i) % n + 1 columns when causal (the rest of y is zero), all n otherwise. Four rows at a time
+/// in lockstep, prefetching the next four; same results as one at a time.
+inline void softmax_forward_rows(Tag, index_t rows, index_t n, const float* x, index_t ldx, float scale, bool causal,
+                                 index_t first_row, float* y, index_t ldy) {
+  constexpr int K = 4;
+  const auto visible = [&](index_t i) { return causal ? (first_row + i) % n + 1 : n; };
+  index_t i = 0;
+  for (; i + K <= rows; i += K) {
+    index_t v[K];
+    const float* xs[K];
+    float* ys[K];
+    const float* next_x[K];
+    float* next_y[K];
+    for (int r = 0; r < K; ++r) {
+      v[r] = visible(i + r);
+      xs[r] = x + (i + r) * ldx;
+      ys[r] = y + (i + r) * ldy;
+      const index_t next = std::min(i + K + r, rows - 1);  // past the end: the last row again, already cached
+      next_x[r] = x + next * ldx;
+      next_y[r] = y + next * ldy;
+    }
+    rows_detail::softmax_forward_lockstep<K>(n, v, xs, scale, ys, next_x, next_y);
+  }
+  for (; i < rows; ++i) {
+    const index_t v = visible(i);
+    const float* xs = x + i * ldx;
+    float* ys = y + i * ldy;
+    rows_detail::softmax_forward_lockstep<1>(n, &v, &xs, scale, &ys, nullptr, nullptr);
+  }
 }
 
 /// dx = scale y (dy - <y, dy>).
