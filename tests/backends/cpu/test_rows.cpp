@@ -328,26 +328,40 @@ TEST_CASE("softmax forward (causal or not) and backward match the reference", "[
 
 TEST_CASE("softmax_forward is bitwise independent of the thread count, so of how rows are grouped", "[cpu][rows]") {
   // The kernel runs four rows at a time in lockstep and the rest singly, within each thread's blocks of rows: the
-  // thread count moves the group boundaries. Rows whose maximum is huge or not finite leave their group for the
-  // one-row kernel; the rows beside them must not change either.
-  const index_t rows = 301;
-  for (const index_t cols : {index_t(77), index_t(197)})
-    for (const bool causal : {false, true}) {
-      CAPTURE(cols, causal);
-      LaidOut<float> x(rows, cols, Layout::row_major, 97, 3.0);
-      x.view(9, 5) = 1e12f;  // the exact-shift path, in the middle of a group of four
-      x.view(42, cols - 1) = quiet_nan;
-      x.view(43, 0) = -inf;
-      std::vector<float> first;
-      for (int threads : {1, 2, 3, 5}) {
-        CAPTURE(threads);
-        LaidOut<float> y(rows, cols, Layout::row_major, 98);
-        CpuBackend({.threads = threads}).softmax_forward(c(x), 0.125f, causal, y.view);
-        const std::vector<float> all(y.storage.data(), y.storage.data() + rows * cols);
-        if (first.empty()) first = all;
-        else REQUIRE(std::memcmp(all.data(), first.data(), all.size() * sizeof(float)) == 0);
+  // thread count moves the group boundaries, and a one-row call runs its row alone. Rows whose maximum is huge or not
+  // finite leave their group for the one-row kernel; the rows beside them must not change either.
+  for (const index_t cols : {index_t(7), index_t(77), index_t(197)})
+    for (const bool causal : {false, true})
+      for (const float scale : {0.125f, -0.5f}) {
+        const index_t rows = cols == 7 ? 2500 : 301;  // 7 columns: enough rows to cross the serial threshold
+        CAPTURE(cols, causal, scale);
+        LaidOut<float> x(rows, cols, Layout::row_major, 97, 3.0);
+        x.view(9, 0) = 1e12f;   // huge: the exact-shift path, in the middle of a group of four
+        x.view(42, 0) = quiet_nan;
+        x.view(43, 0) = inf;    // an infinite maximum (the minimum, for the negative scale, is finite)
+        x.view(44, 0) = -inf;
+        x.view(46, 0) = -1e12f;
+        std::vector<float> first;
+        for (int threads : {1, 2, 3, 5}) {
+          CAPTURE(threads);
+          LaidOut<float> y(rows, cols, Layout::row_major, 98);
+          CpuBackend({.threads = threads}).softmax_forward(c(x), scale, causal, y.view);
+          const std::vector<float> all(y.storage.data(), y.storage.data() + rows * cols);
+          if (first.empty()) first = all;
+          else REQUIRE(std::memcmp(all.data(), first.data(), all.size() * sizeof(float)) == 0);
+        }
+        // Each row alone (a one-row view keeps the causal mask's first row) against the same row of the whole call:
+        // only for the first rows of the 77-periodic mask, where a row alone shows as many columns.
+        const CpuBackend one_thread({.threads = 1});
+        for (index_t i = 0; i < std::min<index_t>(rows, 64); ++i) {
+          if (causal && i % cols != 0) continue;
+          CAPTURE(i);
+          std::vector<float> alone(static_cast<std::size_t>(cols));
+          one_thread.softmax_forward(ConstView<float>(&x.view(i, 0), {1, cols}, {cols, 1}), scale, causal,
+                                     TensorView<float>(alone.data(), {1, cols}, {cols, 1}));
+          REQUIRE(std::memcmp(alone.data(), &first[std::size_t(i * cols)], std::size_t(cols) * sizeof(float)) == 0);
+        }
       }
-    }
 }
 
 TEST_CASE("log_softmax forward matches the reference", "[cpu][rows]") {
@@ -392,6 +406,23 @@ TEST_CASE("softmax of huge finite scores matches the reference instead of overfl
       FROSTER_REQUIRE_CLOSE(y.view, want.view, tol::cross_backend_fp32(cols));
     }
   }
+}
+
+TEST_CASE("softmax with a scale near the float range matches the reference", "[cpu][rows]") {
+  // scale log2(e) overflows fp32 above ~2.4e38 although scale x stays small for tiny x: the AVX-512 exponential
+  // folds that product into its argument, so such rows must take the one-row kernel.
+  const CpuBackend cpu_backend({.threads = 2});
+  INFO("isa " << cpu::to_string(cpu_backend.isa()));
+  for (const float scale : {3e38f, -3e38f})
+    for (index_t cols : {index_t(7), index_t(197)}) {
+      CAPTURE(scale, cols);
+      const index_t rows = 5;
+      LaidOut<float> x(rows, cols, Layout::row_major, 93, 3e-39);  // scale x of a few units
+      LaidOut<float> y(rows, cols, Layout::row_major, 94), want(rows, cols, Layout::row_major, 94);
+      cpu_backend.softmax_forward(c(x), scale, false, y.view);
+      reference_backend.softmax_forward(c(x), scale, false, want.view);
+      FROSTER_REQUIRE_CLOSE(y.view, want.view, tol::cross_backend_fp32(cols));
+    }
 }
 
 TEST_CASE("NaN and Inf propagate as in the reference, without a crash", "[cpu][rows]") {

@@ -154,18 +154,19 @@ inline float attn_dot(index_t n, const float* x, const float* y) {
   return reduce_add(acc);
 }
 
-/// s[j] = exp(s[j] - shift) for j < n, 0 for n <= j < len; returns the sum of the first n.
+/// s[j] = exp(s[j] - shift) for j < n, 0 for n <= j < len; returns the sum of the first n. shift is at least the
+/// row's maximum (the running maximum forward, the log-sum-exp backward), so the softmax's exponential serves.
 inline float attn_exp_row(index_t n, index_t len, float shift, float* s) {
   const vf vshift = set1(shift);
   vf sum = zero();
   index_t j = 0;
   for (; j + lanes <= n; j += lanes) {
-    const vf e = exp(sub(load(s + j), vshift));
+    const vf e = rows_detail::exp_nonpositive(sub(load(s + j), vshift));
     store(s + j, e);
     sum = add(sum, e);
   }
   if (j < n) {
-    store_partial(s + j, exp(sub(load_partial(s + j, n - j), vshift)), n - j);
+    store_partial(s + j, rows_detail::exp_nonpositive(sub(load_partial(s + j, n - j), vshift)), n - j);
     sum = add(sum, load_partial(s + j, n - j));  // the tail's padding lanes are zero here
   }
   for (j = n; j < len; ++j) s[j] = 0.0f;

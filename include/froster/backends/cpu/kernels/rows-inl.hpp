@@ -1,10 +1,11 @@
 // Row kernels (L2 normalisation, cosine, LayerNorm, softmax, log-softmax), written once against the SIMD
 // vocabulary and compiled per ISA by ../kernels.hpp (no include guard). Each works on one row of `n` contiguous
-// floats; ../rows.hpp splits rows over threads. Semantics are those of the reference kernels
-// (reference/rows.hpp, reference/normalization.hpp, reference/losses.hpp). Sums run in fp32 with several
-// accumulators. Per-row scalars (mean, rstd, norms, 1/sum) are fp32 too, with 1/n multiplied: each row's passes
-// wait on that scalar chain, and on short rows (77, 197 columns) its latency is a good part of the time. Cosine
-// keeps double for its norm product, which would overflow fp32 for norms above ~1e19.
+// floats, except the softmax forward, which runs four rows in lockstep; ../rows.hpp splits rows over threads.
+// Semantics are those of the reference kernels (reference/rows.hpp, reference/normalization.hpp,
+// reference/losses.hpp). Sums run in fp32 with several accumulators (one per row in the lockstep softmax, whose four
+// rows hide the add latency). Per-row scalars (mean, rstd, norms, 1/sum) are fp32 too, with 1/n multiplied: each
+// row's passes wait on that scalar chain, and on short rows (77, 197 columns) its latency is a good part of the time.
+// Cosine keeps double for its norm product, which would overflow fp32 for norms above ~1e19.
 
 namespace rows_detail {
 
@@ -13,9 +14,14 @@ namespace rows_detail {
 #ifndef FROSTER_ROWS_INLINE
 #if defined(__GNUC__)
 #define FROSTER_ROWS_INLINE [[gnu::always_inline]] inline
-#define FROSTER_LAMBDA_INLINE __attribute__((always_inline))  // after a lambda's parameter list
 #else
 #define FROSTER_ROWS_INLINE inline
+#endif
+#endif
+#ifndef FROSTER_LAMBDA_INLINE
+#if defined(__GNUC__)
+#define FROSTER_LAMBDA_INLINE __attribute__((always_inline))  // after a lambda's parameter list
+#else
 #define FROSTER_LAMBDA_INLINE
 #endif
 #endif
@@ -134,18 +140,45 @@ FROSTER_ROWS_INLINE float row_max_scaled(index_t n, const float* x, float scale)
   return scale * (scale >= 0 ? row_extreme<true>(n, x) : row_extreme<false>(n, x));
 }
 
-/// exp(x) for x <= ~1 (softmax's shifted scores: sum_exp keeps them below 1), cheaper than the vocabulary's: no
-/// upper clamp, n = round(x / ln2) from the 1.5 * 2^23 shifter (whose low mantissa bits then hold n, shifted
-/// straight into 2^n's exponent field: no round or convert instruction), r = x - n ln2 in one step instead of two,
-/// and a degree-5 fit 1 + r + r^2 q(r) on [-ln2/2, ln2/2] (fitted for this kernel) in place of degree 7. Relative
-/// error 2.1e-7 for x >= -20, 3.9e-7 down to the clamp (terms below 2e-9 of the row's largest, where the one-step
-/// r loses up to 2.4e-7). 13 vector instructions instead of 18 (11 at AVX-512, whose vscalefps applies 2^n in
-/// one): softmax's forward pass spends most of its time here. NaN stays NaN: max returns its second operand when
-/// either is NaN.
+/// 2^(t - 1/2), at AVX-512 only: vreduceps splits t = floor(t) + f exactly, a degree-5 fit p(f) ~ 2^(f - 1/2) on
+/// [0, 1) (relative error 1.0e-7; 1.5e-7 evaluated in fp32) and vscalefps applies 2^floor(t) with one rounding: 8
+/// vector instructions with the clamp. The clamp at t = -125 keeps the results normal (2^-125.5 at least) and
+/// turns -inf into a finite t; NaN stays NaN (max returns its second operand when either is NaN).
+template <class V>
+FROSTER_ROWS_INLINE V exp2_biased(V t) {
+#if FROSTER_CPU_X86_KERNELS
+  if constexpr (lanes == 16) {
+    t = _mm512_max_ps(_mm512_set1_ps(-125.0f), t);
+    const V f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);  // t - floor(t), exact
+    V p = _mm512_fmadd_ps(_mm512_set1_ps(0.0013276374666020274f), f, _mm512_set1_ps(0.006356421392410994f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.03947519510984421f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.16981422901153564f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.49013325572013855f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.7071067094802856f));
+    return _mm512_scalef_ps(p, t);
+  } else
+#endif
+  {
+    return t;  // not called below AVX-512
+  }
+}
+
+/// exp(x) for x <= ~1 (shifted scores: softmax, log-softmax and attention keep them <= 0), cheaper than the
+/// vocabulary's. At AVX-512, exp2_biased(x log2(e) + 1/2): 9 vector instructions. Its error relative to exp(x) is
+/// that of the fit plus the argument's rounding, up to 2^-25 |x log2(e)|: measured 1.7e-7 on [-1, 0], 3.5e-7 on
+/// [-5, -1], 1.1e-6 on [-20, -5], 3.9e-6 down to -86.5 (below about -86.6 the clamp holds 2^-125.5), so never more
+/// than 1.2e-7 of exp(0), the size of a row's largest term. AVX2: no upper clamp, n = round(x / ln2) from the
+/// 1.5 * 2^23 shifter (whose low mantissa bits then hold n, shifted straight into 2^n's exponent field: no round or
+/// convert instruction), r = x - n ln2 in one step instead of two, and a degree-5 fit 1 + r + r^2 q(r) on
+/// [-ln2/2, ln2/2] in place of degree 7: relative error 2.1e-7 for x >= -20, 3.9e-7 down to the clamp (where the
+/// one-step r loses up to 2.4e-7); 13 vector instructions instead of 18. NaN stays NaN at every level: the clamps
+/// are max with x second.
 template <class V>
 FROSTER_ROWS_INLINE V exp_nonpositive(V x) {
   if constexpr (lanes == 1) {
     return std::exp(x);
+  } else if constexpr (lanes == 16) {
+    return exp2_biased(fmadd(x, set1(1.44269504088896341f), set1(0.5f)));
   } else {
     x = max(set1(-87.3365478515625f), x);
     const V shifter = set1(12582912.0f);
@@ -158,11 +191,8 @@ FROSTER_ROWS_INLINE V exp_nonpositive(V x) {
     q = fmadd(q, r, set1(0.499992311000824f));
     const V y = fmadd(q, mul(r, r), add(r, set1(1.0f)));
 #if FROSTER_CPU_X86_KERNELS
-    if constexpr (lanes == 8)
-      return mul(y, _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(nf), 23),
-                                                         _mm256_set1_epi32(127 << 23))));
-    else  // y 2^n in one instruction, rounded once as the product above (2^n is a normal float for n >= -126)
-      return _mm512_scalef_ps(y, n);
+    return mul(y, _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(nf), 23),
+                                                       _mm256_set1_epi32(127 << 23))));
 #else
     return y;
 #endif
@@ -208,39 +238,57 @@ FROSTER_ROWS_INLINE void lockstep_groups(const index_t* visible, index_t shortes
     });
 }
 
-/// exp(scale x - mx) for the softmax rows below, from two per-row constants (c1, c0) = softmax_exp_constants(scale,
-/// mx). At AVX-512, 2^t with t = x c1 + c0 = (scale x - mx) log2(e) + 1/2 in one FMA: vreduceps splits
-/// t = floor(t) + f exactly, a degree-5 fit p(f) ~ 2^(f - 1/2) on [0, 1) (relative error 1.0e-7; 1.5e-7 evaluated
-/// in fp32) and vscalefps applies 2^floor(t): 10 vector instructions with the load's FMA and the clamp, against
-/// 13 for exp_nonpositive(scale x - mx). The rounding of scale log2(e) and mx log2(e) shifts every exponent of a row
-/// by nearly the same amount, which the normalisation cancels; what remains is the rounding of t itself, 2^-24 |t|,
-/// about twice exp_nonpositive's error for the row's smaller terms (measured against fp64: 1.1e-6 relative on terms
-/// above 1e-6 of the row with scores spread over +-20, against 0.44e-6). The clamp at t = -125 keeps the results
-/// normal (2^-125.5 at least), as exp_nonpositive's; it also turns -inf into a finite t, and NaN stays NaN (max
-/// returns its second operand). Other levels: exp_nonpositive(x c1 + c0) with c1 = scale, c0 = -mx, the kernel's
-/// arithmetic before this path existed.
-inline std::array<float, 2> softmax_exp_constants(float scale, float mx) {
-  constexpr float log2e = 1.44269504088896341f;
-  if constexpr (lanes == 16) return {scale * log2e, 0.5f - mx * log2e};
-  else return {scale, -mx};
+/// exp(scale x - mx) for the softmax rows below, as softmax_exp(group, x, c1, c0) with c1 = softmax_exp_scale(scale)
+/// and c0 = softmax_exp_shift(mx). At AVX-512, exp2_biased(x c1 + c0) with c1 = scale log2(e) and
+/// c0 = 1/2 - mx log2(e): the shift and the change of base fold into the load's FMA, 9 vector instructions per 16
+/// scores against 12 for exp_nonpositive(scale x - mx). The rounding of mx log2(e) and of c0 shifts every exponent of
+/// a row by the same amount, which the normalisation cancels. The rounding of c1 scales each exponent's distance
+/// to the row's maximum by up to 2^-24, as large as the rounding of the argument itself: about twice
+/// exp_nonpositive's error on the row's smaller terms (measured against fp64: 1.1e-6 relative on terms above 1e-6 of
+/// the row with scores spread over +-20, against 0.44e-6). For the maximum the FMA's exact product keeps the
+/// argument within 6 of 1/2 while |mx| < 2^24: no overflow. Lanes past the row are zeroed before the exponential
+/// (no spurious overflow flag from them). Other levels: exp_nonpositive(scale x - mx), c1 = scale, c0 = -mx.
+inline float softmax_exp_scale(float scale) {
+  if constexpr (lanes == 16) return scale * 1.44269504088896341f;
+  else return scale;
+}
+
+inline float softmax_exp_shift(float mx) {
+  if constexpr (lanes == 16) return 0.5f - mx * 1.44269504088896341f;
+  else return -mx;
 }
 
 template <class G, class V>
 FROSTER_ROWS_INLINE V softmax_exp(G g, V x, V c1, V c0) {
-#if FROSTER_CPU_X86_KERNELS
-  if constexpr (lanes == 16) {
-    const V t = _mm512_max_ps(_mm512_set1_ps(-125.0f), _mm512_fmadd_ps(x, c1, c0));  // NaN: the second operand
-    const V f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);  // t - floor(t), exact
-    V p = _mm512_fmadd_ps(_mm512_set1_ps(0.0013276374666020274f), f, _mm512_set1_ps(0.006356421392410994f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.03947519510984421f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.16981422901153564f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.49013325572013855f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.7071067094802856f));
-    return _mm512_scalef_ps(p, t);
-  } else
-#endif
-  {
-    return exp_nonpositive(g.keep(fmadd(x, c1, c0)));
+  if constexpr (lanes == 16) return exp2_biased(g.keep(fmadd(x, c1, c0)));
+  else return exp_nonpositive(g.keep(fmadd(x, c1, c0)));
+}
+
+/// Walks `rows` rows (x + i ldx, y + i ldy) in groups of K, then one by one: body(std::integral_constant<int, G>{},
+/// first row, x rows, y rows, next x rows, next y rows) with G = K or 1. The next rows are the following group's,
+/// clamped to the last row (which the single rows then read, or which was just computed); nullptr for single rows.
+template <int K, class Body>
+FROSTER_ROWS_INLINE void in_row_groups(index_t rows, const float* x, index_t ldx, float* y, index_t ldy, Body&& body) {
+  index_t i = 0;
+  for (; i + K <= rows; i += K) {
+    const float* xs[K];
+    float* ys[K];
+    const float* next_x[K];
+    float* next_y[K];
+    for (int r = 0; r < K; ++r) {
+      xs[r] = x + (i + r) * ldx;
+      ys[r] = y + (i + r) * ldy;
+      const index_t next = std::min(i + K + r, rows - 1);
+      next_x[r] = x + next * ldx;
+      next_y[r] = y + next * ldy;
+    }
+    body(std::integral_constant<int, K>{}, i, xs, ys, next_x, next_y);
+  }
+  for (; i < rows; ++i) {
+    const float* xs[1] = {x + i * ldx};
+    float* ys[1] = {y + i * ldy};
+    body(std::integral_constant<int, 1>{}, i, xs, ys, static_cast<const float* const*>(nullptr),
+         static_cast<float* const*>(nullptr));
   }
 }
 
@@ -250,7 +298,8 @@ FROSTER_ROWS_INLINE V softmax_exp(G g, V x, V c1, V c0) {
 /// Every row is computed exactly as with K = 1 (one accumulator per row, summed in column order), so results do not
 /// depend on how rows are grouped, i.e. on the thread count. Where `prefetch_x` is given, the exponential pass also
 /// fetches those K rows (and `prefetch_y`'s, for writing) into L1 for the next call. Rows whose scaled maximum is
-/// not finite or reaches 2^24 go to softmax_forward_row, whose exact shift handles them.
+/// not finite or reaches 2^24 (or all rows, for a scale whose c1 overflows) go to softmax_forward_row, whose exact
+/// shift handles them. Defined after softmax_forward_row.
 template <int K>
 void softmax_forward_lockstep(index_t n, const index_t* visible, const float* const* x, float scale,
                               float* const* y, const float* const* prefetch_x, float* const* prefetch_y);
@@ -452,24 +501,25 @@ void rows_detail::softmax_forward_lockstep(index_t n, const index_t* visible, co
   if (take_max) groups([&](auto r, auto g) FROSTER_LAMBDA_INLINE { m[r] = max(m[r], g.keep_or(g.ld(x[r]), m[r])); });
   else groups([&](auto r, auto g) FROSTER_LAMBDA_INLINE { m[r] = min(m[r], g.keep_or(g.ld(x[r]), m[r])); });
   float mx[K];
-  bool all_exact = true;
+  const float c1_scalar = softmax_exp_scale(scale);
+  bool all_exact = std::isfinite(c1_scalar);  // |scale| above ~2.4e38 overflows c1 at AVX-512
   for_rows<K>([&](auto r) FROSTER_LAMBDA_INLINE {
     mx[r] = scale * (take_max ? reduce_max(m[r]) : -reduce_max(sub(zero(), m[r])));
     all_exact &= std::abs(mx[r]) < 0x1p24f;  // false for inf and NaN
   });
   if (!all_exact) {
     for (int r = 0; r < K; ++r) {
-      if (K > 1 && std::abs(mx[r]) < 0x1p24f)
+      if (K > 1 && std::isfinite(c1_scalar) && std::abs(mx[r]) < 0x1p24f)
         softmax_forward_lockstep<1>(n, visible + r, x + r, scale, y + r, nullptr, nullptr);
       else
         softmax_forward_row(Tag{}, n, visible[r], x[r], scale, y[r]);
     }
     return;
   }
-  const vf c1 = set1(softmax_exp_constants(scale, 0.0f)[0]);
+  const vf c1 = set1(c1_scalar);
   vf c0[K], sum[K];
   for_rows<K>([&](auto r) FROSTER_LAMBDA_INLINE {
-    c0[r] = set1(softmax_exp_constants(scale, mx[r])[1]);
+    c0[r] = set1(softmax_exp_shift(mx[r]));
     sum[r] = zero();
   });
   const bool prefetch = lanes > 1 && prefetch_x != nullptr;  // not at the scalar level: a prefetch per float
@@ -483,11 +533,9 @@ void rows_detail::softmax_forward_lockstep(index_t n, const index_t* visible, co
     sum[r] = add(sum[r], g.keep(e));
   });
   if (prefetch)
-    for (int r = 0; r < K; ++r) {  // the rest of the next rows (causal rows grow), and their last lines
-      for (index_t j = visible[r]; j < n; j += lanes) {
-        __builtin_prefetch(prefetch_x[r] + j);
-        __builtin_prefetch(prefetch_y[r] + j, 1);
-      }
+    for (int r = 0; r < K; ++r) {  // the next rows' y past this row's columns (the zero fill), x's next columns
+      for (index_t j = visible[r]; j < n; j += lanes) __builtin_prefetch(prefetch_y[r] + j, 1);
+      __builtin_prefetch(prefetch_x[r] + std::min(visible[r] + K, n) - 1);  // a causal row grows by K columns
       __builtin_prefetch(prefetch_x[r] + n - 1);
       __builtin_prefetch(prefetch_y[r] + n - 1, 1);
     }
@@ -506,31 +554,14 @@ void rows_detail::softmax_forward_lockstep(index_t n, const index_t* visible, co
 /// in lockstep, prefetching the next four; same results as one at a time.
 inline void softmax_forward_rows(Tag, index_t rows, index_t n, const float* x, index_t ldx, float scale, bool causal,
                                  index_t first_row, float* y, index_t ldy) {
-  constexpr int K = 4;
-  const auto visible = [&](index_t i) { return causal ? (first_row + i) % n + 1 : n; };
-  index_t i = 0;
-  for (; i + K <= rows; i += K) {
-    index_t v[K];
-    const float* xs[K];
-    float* ys[K];
-    const float* next_x[K];
-    float* next_y[K];
-    for (int r = 0; r < K; ++r) {
-      v[r] = visible(i + r);
-      xs[r] = x + (i + r) * ldx;
-      ys[r] = y + (i + r) * ldy;
-      const index_t next = std::min(i + K + r, rows - 1);  // past the end: the last row again, already cached
-      next_x[r] = x + next * ldx;
-      next_y[r] = y + next * ldy;
-    }
-    rows_detail::softmax_forward_lockstep<K>(n, v, xs, scale, ys, next_x, next_y);
-  }
-  for (; i < rows; ++i) {
-    const index_t v = visible(i);
-    const float* xs = x + i * ldx;
-    float* ys = y + i * ldy;
-    rows_detail::softmax_forward_lockstep<1>(n, &v, &xs, scale, &ys, nullptr, nullptr);
-  }
+  const auto group = [&](auto k, index_t i, const float* const* xs, float* const* ys, const float* const* next_x,
+                         float* const* next_y) {
+    constexpr int K = decltype(k)::value;
+    index_t visible[K];
+    for (int r = 0; r < K; ++r) visible[r] = causal ? (first_row + i + r) % n + 1 : n;
+    rows_detail::softmax_forward_lockstep<K>(n, visible, xs, scale, ys, next_x, next_y);
+  };
+  rows_detail::in_row_groups<4>(rows, x, ldx, y, ldy, group);
 }
 
 /// dx = scale y (dy - <y, dy>).
