@@ -111,7 +111,7 @@ bool copy(Context ctx, ConstView<T> src, TensorView<T> dst) {
     if (rows_contiguous(src.transposed(), dst.transposed())) return copy(ctx, src.transposed(), dst.transposed());
     return false;
   }
-  if (src.data() == dst.data() && src.strides() == dst.strides()) return true;
+  if (check::same_view(src, dst)) return true;  // extents already equal
   if (check::overlap(src, dst)) return false;
   const index_t rows = src.rows(), cols = src.cols();
   if (src.is_contiguous() && dst.is_contiguous()) {
@@ -301,7 +301,7 @@ bool softmax_forward(Context ctx, ConstView<T> x, T scale, bool causal, TensorVi
   else {
     if (!rows_contiguous(x, y)) return false;
     // In place is fine (each element is written after its row's reads); other overlaps take the reference's order.
-    if (check::overlap(x, y) && !(x.data() == y.data() && x.strides() == y.strides())) return false;
+    if (check::overlap(x, y) && !check::same_view(x, y)) return false;
     const index_t cols = x.cols();
     if (cols == 0) return true;
     rows_driver::run_row_blocks(ctx, x.rows(), cols, [&](auto tag, index_t begin, index_t end) {

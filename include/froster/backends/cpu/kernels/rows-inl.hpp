@@ -199,6 +199,11 @@ FROSTER_ROWS_INLINE V exp_nonpositive(V x) {
   }
 }
 
+/// Whether a row's scaled maximum mx is small enough for the shift scale x - mx as one FMA: exact, but keeping the
+/// maximum's rounding residual, up to half an ulp of mx either side of 0: harmless below 2^24 (at most 1), enough to
+/// overflow exp, or to underflow the maximum's own term, beyond ~2^30. False for inf and NaN.
+FROSTER_ROWS_INLINE bool fma_shift_exact(float mx) { return std::abs(mx) < 0x1p24f; }
+
 /// sum_j exp(scale x[j] - mx) over the row, mx = max_j scale x[j] in fp32; NaN where x has NaN or the maximum is
 /// infinite, as the reference's result. (Scaled scores that overflow fp32 from finite x are not matched: the
 /// reference forms them in double.) When `out` is given, the exponentials are stored there.
@@ -213,10 +218,16 @@ FROSTER_ROWS_INLINE float sum_exp(index_t n, const float* x, float scale, float 
       acc[0] = add(acc[0], g.keep(e));
     })[0];
   };
-  // scale x - mx by an FMA is exact, but keeps the maximum's rounding residual, up to half an ulp of mx either side
-  // of 0: harmless below 2^24 (at most 1), enough to overflow exp, or to underflow the maximum's own term, beyond
-  // ~2^30. There the rounded product minus mx is taken (0 at the maximum), kept from contraction: a little slower.
-  return std::abs(mx) < 0x1p24f ? pass(std::true_type{}) : pass(std::false_type{});
+  // Beyond fma_shift_exact the rounded product minus mx is taken (0 at the maximum), kept from contraction: a
+  // little slower.
+  return fma_shift_exact(mx) ? pass(std::true_type{}) : pass(std::false_type{});
+}
+
+/// y[visible, n) = 0: the columns a causal softmax row does not show.
+FROSTER_ROWS_INLINE void zero_past(index_t visible, index_t n, float* y) {
+  index_t j = visible;
+  for (; j + lanes <= n; j += lanes) store(y + j, zero());
+  if (j < n) store_partial(y + j, zero(), n - j);
 }
 
 /// f(std::integral_constant<int, r>{}) for r in [0, K): constant indices, so that per-row arrays stay in registers.
@@ -483,9 +494,7 @@ inline void softmax_forward_row(Tag, index_t n, index_t visible, const float* x,
   const float mx = rows_detail::row_max_scaled(visible, x, scale);
   const vf inv = set1(1.0f / rows_detail::sum_exp(visible, x, scale, mx, y));  // NaN stays NaN
   rows_detail::row_groups(visible, [&](auto g) { g.st(y, mul(g.ld(y), inv)); });
-  index_t j = visible;
-  for (; j + lanes <= n; j += lanes) store(y + j, zero());
-  if (j < n) store_partial(y + j, zero(), n - j);
+  rows_detail::zero_past(visible, n, y);
 }
 
 template <int K>
@@ -502,14 +511,16 @@ void rows_detail::softmax_forward_lockstep(index_t n, const index_t* visible, co
   else groups([&](auto r, auto g) FROSTER_LAMBDA_INLINE { m[r] = min(m[r], g.keep_or(g.ld(x[r]), m[r])); });
   float mx[K];
   const float c1_scalar = softmax_exp_scale(scale);
-  bool all_exact = std::isfinite(c1_scalar);  // |scale| above ~2.4e38 overflows c1 at AVX-512
+  const bool c1_finite = std::isfinite(c1_scalar);  // |scale| above ~2.4e38 overflows c1 at AVX-512
+  const auto takes_lockstep = [&](float row_max) { return c1_finite && fma_shift_exact(row_max); };
+  bool all_exact = true;
   for_rows<K>([&](auto r) FROSTER_LAMBDA_INLINE {
     mx[r] = scale * (take_max ? reduce_max(m[r]) : -reduce_max(sub(zero(), m[r])));
-    all_exact &= std::abs(mx[r]) < 0x1p24f;  // false for inf and NaN
+    all_exact &= takes_lockstep(mx[r]);
   });
   if (!all_exact) {
     for (int r = 0; r < K; ++r) {
-      if (K > 1 && std::isfinite(c1_scalar) && std::abs(mx[r]) < 0x1p24f)
+      if (K > 1 && takes_lockstep(mx[r]))
         softmax_forward_lockstep<1>(n, visible + r, x + r, scale, y + r, nullptr, nullptr);
       else
         softmax_forward_row(Tag{}, n, visible[r], x[r], scale, y[r]);
@@ -542,11 +553,7 @@ void rows_detail::softmax_forward_lockstep(index_t n, const index_t* visible, co
   vf inv[K];
   for_rows<K>([&](auto r) FROSTER_LAMBDA_INLINE { inv[r] = set1(1.0f / reduce_add(sum[r])); });  // NaN stays NaN
   groups([&](auto r, auto g) FROSTER_LAMBDA_INLINE { g.st(y[r], mul(g.ld(y[r]), inv[r])); });
-  for (int r = 0; r < K; ++r) {
-    index_t j = visible[r];
-    for (; j + lanes <= n; j += lanes) store(y[r] + j, zero());
-    if (j < n) store_partial(y[r] + j, zero(), n - j);
-  }
+  for (int r = 0; r < K; ++r) zero_past(visible[r], n, y[r]);
 }
 
 /// Softmax forward of `rows` rows of `n` columns at x (row stride ldx) into y (ldy); x may be y. Row i shows its
